@@ -1,0 +1,92 @@
+"""Named presets for each task.
+
+``local`` finishes on 2 CPU cores in minutes (tests, ``make demo``, the local test mode);
+``cluster`` holds realistic settings for GPU nodes. Presets only override defaults: a preset is the
+dataclass defaults plus the changes written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dist_spk.config.tasks import SegConfig, SpkConfig, TrainerConfig
+
+
+def _cpu_trainer(**changes: Any) -> TrainerConfig:
+    base = dict(epochs=4, workers=1, use_gpu=False, cpus_per_worker=1, precision="32")
+    return TrainerConfig(**(base | changes))
+
+
+def seg_local() -> SegConfig:
+    """A tiny PyanNet on 5 s chunks, a few batches per epoch: minutes on 2 CPU cores."""
+    config = SegConfig()
+    config.data.duration = 5.0
+    config.data.batch_size = 16
+    config.data.loader_workers = 0
+    config.model.lstm_hidden_size = 64
+    config.model.lstm_num_layers = 2
+    config.model.linear_hidden_size = 64
+    config.trainer = _cpu_trainer(epochs=4, limit_train_batches=20, limit_val_batches=10)
+    return config
+
+
+def seg_cluster() -> SegConfig:
+    """The seed team's best variant: NAdam + cosine annealing, batch 64, bce+dice, augmentation."""
+    config = SegConfig()
+    config.optim.name = "nadam"
+    config.optim.lr = 1e-3
+    config.scheduler.name = "cosine"
+    config.loss.name = "bce+dice"
+    config.augment.probability = 0.5
+    config.model.init = "pyannote/segmentation-3.0"
+    config.trainer = TrainerConfig(epochs=30, workers=2, use_gpu=True, cpus_per_worker=4)
+    return config
+
+
+def spk_local() -> SpkConfig:
+    """A ~0.3 M-parameter Conformer on 1.5 s crops: minutes on 2 CPU cores."""
+    config = SpkConfig()
+    config.data.crop_seconds = 1.5
+    config.data.batch_size = 32
+    config.data.loader_workers = 0
+    config.data.min_segment_seconds = 1.0
+    config.frontend.n_mels = 40
+    config.model.emb_size = 64
+    config.model.d_model = 64
+    config.model.num_blocks = 2
+    config.model.num_heads = 2
+    config.model.ffn_dim = 128
+    config.head.margin_warmup_epochs = 2
+    config.optim.lr = 3e-3
+    config.trainer = _cpu_trainer(epochs=6, limit_train_batches=30)
+    return config
+
+
+def spk_cluster() -> SpkConfig:
+    """An MFA-Conformer of about 20 M parameters, AAM margin 0.2, SpecAugment, 40 epochs."""
+    config = SpkConfig()
+    config.data.crop_seconds = 2.0
+    config.data.speed_perturb = [0.9, 1.1]
+    config.frontend.specaugment = True
+    config.model.emb_size = 192
+    config.model.d_model = 256
+    config.model.num_blocks = 6
+    config.model.ffn_dim = 1024
+    config.head.margin = 0.2
+    config.head.scale = 32.0
+    config.head.margin_warmup_epochs = 10
+    config.optim.name = "adamw"
+    config.optim.weight_decay = 1e-4
+    config.scheduler.name = "cosine"
+    config.scheduler.warmup_epochs = 3
+    config.trainer = TrainerConfig(epochs=40, workers=2, use_gpu=True, cpus_per_worker=4)
+    return config
+
+
+TASKS: dict[str, type] = {"seg": SegConfig, "spk": SpkConfig}
+
+PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
+    "seg": {"local": seg_local, "cluster": seg_cluster},
+    "spk": {"local": spk_local, "cluster": spk_cluster},
+}

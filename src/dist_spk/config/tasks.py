@@ -1,0 +1,301 @@
+"""Typed configs of the two trainable tasks.
+
+Each section is a dataclass whose defaults are sensible for a GPU; the ``local`` preset shrinks
+them for a 2-core CPU (see :mod:`dist_spk.config.presets`). Sections report value problems through
+``problems()``; :func:`dist_spk.config.typed.iter_problems` collects them with their dotted keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+Problems = Iterator[tuple[str, str]]
+
+OptimizerName = Literal["adam", "adamw", "radam", "nadam", "sgd"]
+SchedulerName = Literal["none", "cosine", "cosine_restarts", "plateau"]
+SegLossName = Literal["powerset_ce", "bce", "bce+dice", "bce+tversky"]
+
+
+def _positive(section: object, *names: str) -> Problems:
+    for name in names:
+        if getattr(section, name) <= 0:
+            yield name, f"must be > 0, got {getattr(section, name)}"
+
+
+def _non_negative(section: object, *names: str) -> Problems:
+    for name in names:
+        if getattr(section, name) < 0:
+            yield name, f"must be >= 0, got {getattr(section, name)}"
+
+
+def _probability(section: object, *names: str) -> Problems:
+    for name in names:
+        if not 0.0 <= getattr(section, name) <= 1.0:
+            yield name, f"must be a probability in [0, 1], got {getattr(section, name)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections shared by both tasks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer; ``lookahead`` wraps any of them (k steps forward, 1 back with ``alpha``)."""
+
+    name: OptimizerName = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    lookahead: bool = False
+    lookahead_k: int = 5
+    lookahead_alpha: float = 0.5
+
+    def problems(self) -> Problems:
+        yield from _positive(self, "lr", "lookahead_k")
+        yield from _non_negative(self, "weight_decay", "momentum")
+        yield from _probability(self, "lookahead_alpha")
+
+
+@dataclass
+class SchedulerConfig:
+    """Learning-rate schedule, stepped once per epoch, after ``warmup_epochs`` of linear warm-up."""
+
+    name: SchedulerName = "none"
+    warmup_epochs: int = 0
+    min_lr: float = 0.0  # cosine, cosine_restarts
+    restart_epochs: int = 10  # cosine_restarts: length of the first cycle
+    plateau_patience: int = 2  # plateau: epochs without improvement of the monitored metric
+    plateau_factor: float = 0.5  # plateau: lr multiplier
+
+    def problems(self) -> Problems:
+        yield from _non_negative(self, "warmup_epochs", "min_lr", "plateau_patience")
+        yield from _positive(self, "restart_epochs")
+        if not 0.0 < self.plateau_factor < 1.0:
+            yield "plateau_factor", f"must be in (0, 1), got {self.plateau_factor}"
+
+
+@dataclass
+class TrainerConfig:
+    """How long and where one run trains.
+
+    ``workers`` is the size of the Ray Train worker group (DDP); 0 trains in-process with plain
+    Lightning, without Ray.
+    """
+
+    epochs: int = 20
+    limit_train_batches: int | None = None  # batches per epoch; None = the whole epoch
+    limit_val_batches: int | None = None
+    workers: int = 1
+    use_gpu: bool = True
+    cpus_per_worker: int = 4
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = "16-mixed"
+    gradient_clip: float = 0.0  # 0 = no clipping
+    seed: int = 0
+
+    def problems(self) -> Problems:
+        yield from _positive(self, "epochs", "cpus_per_worker")
+        yield from _non_negative(self, "workers", "gradient_clip")
+        for name in ("limit_train_batches", "limit_val_batches"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                yield name, f"must be > 0 or none, got {value}"
+        if not self.use_gpu and self.precision == "16-mixed":
+            yield "precision", "16-mixed needs a GPU; use 32 or bf16-mixed on the CPU"
+
+
+# ---------------------------------------------------------------------------------------------
+# Segmentation fine-tuning (pyannote.audio PyanNet)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SegDataConfig:
+    """Dataset and chunking of the pyannote ``SpeakerDiarization`` task."""
+
+    root: str = ""  # a seed-layout folder, or a pyannote.database YAML file
+    protocol: str = ""  # with a YAML file: e.g. MyDatabase.SpeakerDiarization.default
+    duration: float = 10.0  # chunk length in seconds
+    max_speakers_per_chunk: int = 3
+    max_speakers_per_frame: int = 2
+    batch_size: int = 64
+    loader_workers: int = 4  # DataLoader processes per training worker
+    cache_dir: str = ""  # pyannote metadata cache; on a cluster, shared storage. "" = <root>/.dist_spk_cache
+
+    def problems(self) -> Problems:
+        yield from _positive(self, "duration", "max_speakers_per_chunk", "max_speakers_per_frame", "batch_size")
+        yield from _non_negative(self, "loader_workers")
+        if self.max_speakers_per_frame > self.max_speakers_per_chunk:
+            yield "max_speakers_per_frame", "cannot exceed max_speakers_per_chunk"
+
+
+@dataclass
+class SegModelConfig:
+    """PyanNet (segmentation-3.0 architecture) and where its weights come from."""
+
+    init: str = "random"  # "random", a local checkpoint path, or a hub id (e.g. pyannote/segmentation-3.0)
+    hub_token_env: str = "HF_TOKEN"  # environment variable holding the hub token; never written to disk
+    freeze_sincnet_epochs: int = 0  # keep the SincNet front end frozen for the first N epochs
+    sincnet_stride: int = 10
+    lstm_hidden_size: int = 128
+    lstm_num_layers: int = 4
+    linear_hidden_size: int = 128
+    linear_num_layers: int = 2
+    dropout: float = 0.0
+
+    def problems(self) -> Problems:
+        yield from _positive(self, "sincnet_stride", "lstm_hidden_size", "lstm_num_layers")
+        yield from _non_negative(self, "freeze_sincnet_epochs", "linear_hidden_size", "linear_num_layers")
+        yield from _probability(self, "dropout")
+        if not self.init:
+            yield "init", "must be 'random', a checkpoint path or a hub id"
+
+
+@dataclass
+class SegLossConfig:
+    """Segmentation loss, and the weights of ``loss/val = w_seg * segmentation + w_vad * vad``.
+
+    ``powerset_ce`` is pyannote's default; the others are computed on the multi-label (per-speaker)
+    view of the powerset output. ``dice_weight`` scales the dice or Tversky term added to bce.
+    """
+
+    name: SegLossName = "powerset_ce"
+    dice_weight: float = 1.0
+    tversky_alpha: float = 0.3  # weight of false positives
+    tversky_beta: float = 0.7  # weight of false negatives
+    segmentation_weight: float = 1.0
+    vad_weight: float = 1.0
+
+    def problems(self) -> Problems:
+        yield from _non_negative(self, "dice_weight", "tversky_alpha", "tversky_beta", "vad_weight")
+        yield from _positive(self, "segmentation_weight")
+
+
+@dataclass
+class AugmentConfig:
+    """Waveform augmentation (torch-audiomentations); ``probability`` 0 turns it off."""
+
+    probability: float = 0.0
+    gain_db: float = 6.0  # random gain in [-gain_db, +gain_db]
+    colored_noise: bool = True
+    band_pass: bool = True
+    min_snr_db: float = 5.0
+    max_snr_db: float = 30.0
+    background_noise_dir: str = ""  # a folder of noise recordings, mixed at a random SNR
+
+    def problems(self) -> Problems:
+        yield from _probability(self, "probability")
+        yield from _non_negative(self, "gain_db")
+        if self.min_snr_db > self.max_snr_db:
+            yield "min_snr_db", f"must be <= max_snr_db ({self.max_snr_db}), got {self.min_snr_db}"
+
+
+@dataclass
+class SegConfig:
+    """Everything one segmentation fine-tuning run needs."""
+
+    data: SegDataConfig = field(default_factory=SegDataConfig)
+    model: SegModelConfig = field(default_factory=SegModelConfig)
+    loss: SegLossConfig = field(default_factory=SegLossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Speaker encoder (Conformer + AAM-softmax)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SpkDataConfig:
+    """Speaker-labelled utterances, crops, sampling and augmentation."""
+
+    root: str = ""  # VoxCeleb layout, Kaldi folder (wav.scp + utt2spk), a CSV file, or a seed-layout dataset
+    format: Literal["auto", "voxceleb", "kaldi", "csv", "diarization"] = "auto"
+    trials: str = ""  # VoxCeleb trial list; "" = ROOT/trials.txt, else generated from held-out speakers
+    min_segment_seconds: float = 1.5  # diarization format: shortest non-overlapped stretch kept
+    crop_seconds: float = 2.0  # random fixed-length training crops
+    batch_size: int = 128
+    loader_workers: int = 4
+    balanced_sampling: bool = True  # every batch draws speakers uniformly
+    noise_dir: str = ""
+    noise_probability: float = 0.0
+    rir_dir: str = ""  # "" with reverb_probability > 0 = generated room impulse responses
+    reverb_probability: float = 0.0
+    speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.1]: each speed a new speaker
+
+    def problems(self) -> Problems:
+        yield from _positive(self, "crop_seconds", "batch_size", "min_segment_seconds")
+        yield from _non_negative(self, "loader_workers")
+        yield from _probability(self, "noise_probability", "reverb_probability")
+        for speed in self.speed_perturb:
+            if not 0.5 <= speed <= 2.0:
+                yield "speed_perturb", f"speeds must lie in [0.5, 2.0], got {speed}"
+        if self.noise_probability > 0 and not self.noise_dir:
+            yield "noise_dir", "is required when noise_probability > 0"
+
+
+@dataclass
+class FrontendConfig:
+    """Log-mel filterbanks with mean normalisation, optionally SpecAugment."""
+
+    n_mels: int = 80
+    specaugment: bool = False
+    freq_mask: int = 10  # widest frequency mask, in mel bins
+    time_mask: int = 20  # widest time mask, in frames
+
+    def problems(self) -> Problems:
+        yield from _positive(self, "n_mels")
+        yield from _non_negative(self, "freq_mask", "time_mask")
+
+
+@dataclass
+class SpkModelConfig:
+    """Encoder architecture: an MFA-Conformer, or speechbrain's ECAPA-TDNN baseline."""
+
+    arch: Literal["conformer", "ecapa"] = "conformer"
+    emb_size: int = 192
+    d_model: int = 256
+    num_blocks: int = 6
+    num_heads: int = 4
+    ffn_dim: int = 1024
+    kernel_size: int = 15
+    dropout: float = 0.1
+
+    def problems(self) -> Problems:
+        yield from _positive(self, "emb_size", "d_model", "num_blocks", "num_heads", "ffn_dim", "kernel_size")
+        yield from _probability(self, "dropout")
+        if self.d_model % self.num_heads:
+            yield "d_model", f"must be divisible by num_heads ({self.num_heads}), got {self.d_model}"
+
+
+@dataclass
+class HeadConfig:
+    """Classification head: AAM-softmax (additive angular margin) or plain softmax."""
+
+    type: Literal["aam", "softmax"] = "aam"
+    margin: float = 0.2
+    scale: float = 30.0
+    subcenters: int = 1
+    margin_warmup_epochs: int = 0  # the margin ramps linearly from 0 to ``margin`` over these epochs
+
+    def problems(self) -> Problems:
+        yield from _non_negative(self, "margin", "margin_warmup_epochs")
+        yield from _positive(self, "scale", "subcenters")
+
+
+@dataclass
+class SpkConfig:
+    """Everything one speaker-encoder training run needs."""
+
+    data: SpkDataConfig = field(default_factory=SpkDataConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    model: SpkModelConfig = field(default_factory=SpkModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)

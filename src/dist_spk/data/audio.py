@@ -1,0 +1,79 @@
+"""Read audio facts (format, rate, channels, duration) from the file itself, decoding it fully.
+
+libsndfile (``soundfile``) reads WAV/FLAC/OGG fast and without FFmpeg; any other container goes
+through torchcodec, the decoder pyannote.audio 4 trains with, so a file that passes here also
+decodes during training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".sph")
+_BLOCK_FRAMES = 1 << 20
+
+
+class AudioError(Exception):
+    """The file is missing or does not decode."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the audio file says about itself, after a full decode."""
+
+    path: Path
+    format: str
+    sample_rate: int
+    channels: int
+    duration: float  # seconds actually decoded
+
+
+def _probe_soundfile(path: Path) -> AudioInfo:
+    with soundfile.SoundFile(path) as sound:
+        decoded = sum(len(block) for block in sound.blocks(blocksize=_BLOCK_FRAMES, dtype="float32"))
+        if sound.frames and decoded < sound.frames:
+            raise AudioError(f"truncated: header says {sound.frames} frames, decoded {decoded}")
+        return AudioInfo(path, sound.format, sound.samplerate, sound.channels, decoded / sound.samplerate)
+
+
+def _probe_torchcodec(path: Path) -> AudioInfo:
+    from torchcodec.decoders import AudioDecoder  # FFmpeg-backed; imported only for non-libsndfile formats
+
+    decoder = AudioDecoder(str(path))
+    samples = decoder.get_all_samples()
+    meta = decoder.metadata
+    channels, frames = samples.data.shape
+    return AudioInfo(path, str(meta.codec or path.suffix.lstrip(".")).upper(), samples.sample_rate, channels,
+                     frames / samples.sample_rate)
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Decode ``path`` fully and return its facts.
+
+    Raises
+    ------
+    AudioError
+        When the file is missing, empty or does not decode, with the decoder's reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError("file not found")
+    if path.stat().st_size == 0:
+        raise AudioError("file is empty")
+    try:
+        if path.suffix.lower() in (".wav", ".flac", ".ogg"):
+            info = _probe_soundfile(path)
+        else:
+            info = _probe_torchcodec(path)
+    except AudioError:
+        raise
+    except Exception as err:  # decoders raise many types (RuntimeError, LibsndfileError, ValueError)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AudioError(f"does not decode as audio ({reason})") from None
+    if info.duration <= 0:
+        raise AudioError("decodes to zero samples")
+    return info
+
