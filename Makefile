@@ -2,7 +2,7 @@
 #
 #   make setup   system packages (ffmpeg, espeak-ng) when missing + .venv with the package, idempotent
 #   make demo    the main job, locally on the built-in synthetic demo corpus
-#   make test    the whole test suite (unit, integration, slow, ray, chaos)
+#   make test    ruff, then the whole test suite (unit, integration, slow, ray, chaos)
 #   make lint    ruff
 #   make lock    regenerate constraints.txt from the current .venv
 
@@ -39,6 +39,7 @@ demo: setup
 	$(BIN)/dist-spk demo --out $(DEMO_DIR)
 
 test: setup
+	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

@@ -84,6 +84,199 @@ def config_presets() -> None:
             typer.echo(f"{task:4} {name:8} {(make.__doc__ or '').strip().splitlines()[0]}")
 
 
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+
+Dataset = Annotated[Path, typer.Argument(help="A seed-layout folder, a pyannote database.yml, a VoxCeleb or Kaldi "
+                                         "folder, or a CSV file.")]
+
+
+def _print_report(title: str, rows: dict[str, dict[str, object]], problems: list, *, json_out: Path | None,
+                  extra: dict | None = None) -> None:
+    """Stats table on stdout, every problem after it, an optional JSON copy; exit 1 on any error."""
+    import json
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from dist_spk.data.problems import format_problems
+
+    short = {"speech_hours": "speech h", "overlap_ratio": "overlap", "speakers_per_file": "spk/file",
+             "sample_rates": "Hz", "channels": "ch", "target_trials": "targets"}
+    console = Console()
+    if rows:
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+        columns = list(next(iter(rows.values())))
+        table.add_column("split")
+        for column in columns:
+            table.add_column(short.get(column, column), justify="right")
+        for split, row in rows.items():
+            table.add_row(split, *(str(row[c]) for c in columns))
+        console.print(table)
+    errors = sum(p.severity == "error" for p in problems)
+    if problems:
+        typer.echo(format_problems(problems))
+    if json_out is not None:
+        record = {"ok": errors == 0, "stats": rows, "problems": [
+            {"path": str(p.path), "line": p.line, "severity": p.severity, "message": p.message} for p in problems
+        ]} | (extra or {})
+        json_out.write_text(json.dumps(record, indent=1))
+    typer.echo(f"{errors} error(s), {len(problems) - errors} warning(s)")
+    if errors:
+        raise typer.Exit(1)
+
+
+@data_app.command("check")
+def data_check(
+    root: Dataset,
+    protocol: Annotated[str, typer.Option(help="Protocol name when ROOT is a pyannote database.yml.")] = "",
+    format: Annotated[str, typer.Option(help="Speaker datasets: auto, voxceleb, kaldi or csv.")] = "auto",
+    trials: Annotated[Path | None, typer.Option(help="Speaker datasets: a VoxCeleb-format trial list to check "
+                                                "(default ROOT/trials.txt when present).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
+) -> None:
+    """Validate a dataset before training: report every problem, with its file and line."""
+    from dist_spk.data.layout import is_seed_layout
+
+    if root.suffix in (".yml", ".yaml") or (is_seed_layout(root) and format == "auto"):
+        from dist_spk.data.check import check_diarization, check_protocol
+
+        if root.suffix in (".yml", ".yaml"):
+            from dist_spk.data.protocol import load_protocol
+
+            report = check_protocol(load_protocol(root, protocol))
+        else:
+            report = check_diarization(root)
+        rows = {split: stats.as_row() for split, stats in report.stats.items()}
+        _print_report(f"diarization dataset {report.root}", rows, report.problems, json_out=json_out)
+        return
+    from dist_spk.data.speakers import check_speakers, load_speakers
+
+    manifest = load_speakers(root, format=format)
+    if trials is None and manifest.root.joinpath("trials.txt").is_file():
+        trials = manifest.root / "trials.txt"
+    result = check_speakers(manifest, trials_path=trials)
+    row = {"utterances": len(manifest.utterances), "speakers": len(manifest.speakers()),
+           "hours": round(result.seconds / 3600, 3), "trials": len(result.trials),
+           "target_trials": sum(t.target for t in result.trials)}
+    _print_report(f"{manifest.format} speaker dataset {manifest.root}", {"all": row}, result.problems,
+                  json_out=json_out)
+
+
+@data_app.command("protocol")
+def data_protocol(
+    root: Annotated[Path, typer.Argument(help="A seed-layout dataset folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The database.yml to write.")] = Path("database.yml"),
+    name: Annotated[str | None, typer.Option(help="Database name (default: the folder's name).")] = None,
+) -> None:
+    """Write a pyannote.database YAML for a seed-layout dataset (protocol NAME.SpeakerDiarization.seed)."""
+    from dist_spk.data.layout import is_seed_layout
+    from dist_spk.data.protocol import PROTOCOL_NAME, database_name, write_database_yaml
+
+    if not is_seed_layout(root):
+        raise DistSpkError(f"{root}: not a seed-layout dataset (no train.txt, dev.txt or test.txt)")
+    path = write_database_yaml(root, output, name=name)
+    typer.echo(f"wrote {path}: protocol {name or database_name(root)}.SpeakerDiarization.{PROTOCOL_NAME}")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Argument(help="Output folder (new or empty).")],
+    seed: Annotated[int, typer.Option(help="Same seed, same corpus.")] = 0,
+    size: Annotated[str, typer.Option(help="tiny, small (demo) or medium.")] = "small",
+    noise: Annotated[bool, typer.Option("--noise/--no-noise", help="Mix background noise in.")] = True,
+) -> None:
+    """Synthesise the demo corpus with espeak-ng voices: OUT/diar (seed layout), OUT/spk (VoxCeleb), OUT/noise."""
+    import time
+
+    from dist_spk.data.synth import synthesize
+
+    started = time.perf_counter()
+    summary = synthesize(out, seed=seed, size=size, noise=noise)
+    typer.echo(f"wrote {out}: {sum(summary.conversations.values())} conversations ({summary.diar_hours:.2f} h), "
+               f"{summary.spk_utterances} utterances of {len(summary.voices)} speakers, {summary.trials} trials, "
+               f"in {time.perf_counter() - started:.1f} s")
+
+
+@data_app.command("trials")
+def data_trials(
+    root: Dataset,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Trial list to write.")] = Path("trials.txt"),
+    format: Annotated[str, typer.Option(help="auto, voxceleb, kaldi, csv or diarization.")] = "auto",
+    fraction: Annotated[float, typer.Option(help="Share of speakers held out.")] = 0.1,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Generate a balanced VoxCeleb-format trial list from held-out speakers."""
+    from dist_spk.data.speakers import generate_trials, heldout_split, load_speakers
+    from dist_spk.data.trials import format_trials
+
+    manifest = load_speakers(root, format=format)
+    _, heldout = heldout_split(manifest, fraction=fraction, seed=seed)
+    trials = generate_trials(manifest, heldout, seed=seed)
+    output.write_text(format_trials(trials))
+    typer.echo(f"wrote {output}: {len(trials)} trials over {len(heldout)} held-out speakers "
+               f"(training then uses the other {len(manifest.speakers()) - len(heldout)})")
+
+
+@data_app.command("segments")
+def data_segments(
+    root: Annotated[Path, typer.Argument(help="A seed-layout diarization dataset.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write (path,speaker,start,end).")] = Path(
+        "segments.csv"),
+    split: Annotated[str, typer.Option(help="train, dev or test.")] = "train",
+    min_seconds: Annotated[float, typer.Option(help="Shortest single-speaker stretch kept.")] = 1.5,
+    speaker_scope: Annotated[str, typer.Option(help="file: labels are per recording; global: shared.")] = "file",
+) -> None:
+    """Cut single-speaker segments from a diarization dataset's RTTMs, as a speaker CSV."""
+    import csv
+
+    from dist_spk.data.problems import format_problems
+    from dist_spk.data.speakers import load_speakers
+
+    manifest = load_speakers(root, format="diarization", split=split, min_seconds=min_seconds,
+                             speaker_scope=speaker_scope)
+    if manifest.problems:
+        raise DistSpkError("cannot cut segments:\n" + format_problems(manifest.problems))
+    with output.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "speaker", "start", "end"])
+        for u in manifest.utterances:
+            writer.writerow([str(u.path), u.speaker, f"{u.start:.3f}", f"{u.end:.3f}"])
+    typer.echo(f"wrote {output}: {len(manifest.utterances)} segments of {len(manifest.speakers())} speakers")
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option(help="Demo folder: corpus/ and the runs.")] = Path("demo"),
+    size: Annotated[str, typer.Option(help="Corpus size: tiny, small or medium.")] = "small",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Run the main job locally on the built-in synthetic corpus (generated on first use)."""
+    from dist_spk.data.check import check_diarization
+    from dist_spk.data.speakers import check_speakers, load_speakers
+    from dist_spk.data.synth import synthesize
+
+    corpus = out / "corpus"
+    if not (corpus / "corpus.json").is_file():
+        typer.echo(f"[demo] synthesising the {size} corpus into {corpus}")
+        synthesize(corpus, seed=seed, size=size)
+    typer.echo("[demo] checking the diarization dataset")
+    report = check_diarization(corpus / "diar")
+    rows = {split: stats.as_row() for split, stats in report.stats.items()}
+    typer.echo("[demo] checking the speaker dataset")
+    speakers = check_speakers(load_speakers(corpus / "spk"), trials_path=corpus / "spk" / "trials.txt")
+    _print_report(f"demo corpus {corpus / 'diar'}", rows, report.problems + speakers.problems, json_out=None)
+    typer.echo(f"[demo] speakers: {len(speakers.manifest.speakers())} speakers, "
+               f"{len(speakers.manifest.utterances)} utterances, {len(speakers.trials)} trials")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -141,6 +141,9 @@ def test_save_config_writes_the_resolved_yaml(tmp_path):
 
 
 def test_importing_the_package_imports_neither_ray_nor_pyannote():
-    code = "import sys, dist_spk, dist_spk.config, dist_spk.cli; print(sorted(m for m in ('ray', 'pyannote', 'torch') if m in sys.modules))"
+    code = (
+        "import sys, dist_spk, dist_spk.config, dist_spk.cli; "
+        "print(sorted(m for m in ('ray', 'pyannote', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

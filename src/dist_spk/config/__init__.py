@@ -39,7 +39,7 @@ def _task_class(task: str) -> type:
 
 def preset(task: str, name: str) -> Any:
     """A fresh config of ``task`` from preset ``name``."""
-    presets = PRESETS[task] if task in PRESETS else {}
+    presets = PRESETS.get(task, {})
     if name not in presets:
         _task_class(task)
         raise ConfigError(f"unknown preset '{name}' for task '{task}'; valid presets: {', '.join(presets)}")

@@ -218,6 +218,8 @@ class SpkDataConfig:
     format: Literal["auto", "voxceleb", "kaldi", "csv", "diarization"] = "auto"
     trials: str = ""  # VoxCeleb trial list; "" = ROOT/trials.txt, else generated from held-out speakers
     min_segment_seconds: float = 1.5  # diarization format: shortest non-overlapped stretch kept
+    speaker_scope: Literal["file", "global"] = "file"  # diarization format: are labels unique across files?
+    heldout_fraction: float = 0.1  # with no trial list: share of speakers held out for generated trials
     crop_seconds: float = 2.0  # random fixed-length training crops
     batch_size: int = 128
     loader_workers: int = 4
@@ -231,7 +233,7 @@ class SpkDataConfig:
     def problems(self) -> Problems:
         yield from _positive(self, "crop_seconds", "batch_size", "min_segment_seconds")
         yield from _non_negative(self, "loader_workers")
-        yield from _probability(self, "noise_probability", "reverb_probability")
+        yield from _probability(self, "noise_probability", "reverb_probability", "heldout_fraction")
         for speed in self.speed_perturb:
             if not 0.5 <= speed <= 2.0:
                 yield "speed_perturb", f"speeds must lie in [0.5, 2.0], got {speed}"

@@ -64,10 +64,8 @@ def probe(path: str | Path) -> AudioInfo:
     if path.stat().st_size == 0:
         raise AudioError("file is empty")
     try:
-        if path.suffix.lower() in (".wav", ".flac", ".ogg"):
-            info = _probe_soundfile(path)
-        else:
-            info = _probe_torchcodec(path)
+        libsndfile = path.suffix.lower() in (".wav", ".flac", ".ogg")
+        info = _probe_soundfile(path) if libsndfile else _probe_torchcodec(path)
     except AudioError:
         raise
     except Exception as err:  # decoders raise many types (RuntimeError, LibsndfileError, ValueError)

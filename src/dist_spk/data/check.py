@@ -17,9 +17,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dist_spk.data.audio import AudioError, AudioInfo, probe
-from dist_spk.data.layout import REQUIRED_SPLITS, SPLITS, SeedFile, SeedLayout
+from dist_spk.data.layout import PYANNOTE_SUBSET, REQUIRED_SPLITS, SPLITS, SeedFile, SeedLayout
 from dist_spk.data.problems import Problem
-from dist_spk.data.rttm import Turn, parse_rttm, parse_uem
+from dist_spk.data.rttm import Region, Turn, parse_rttm, parse_uem
 
 # Times in RTTM/UEM are written with 3 decimals: allow that much rounding past the end of the audio.
 END_TOLERANCE = 1e-3
@@ -46,7 +46,7 @@ class SplitStats:
             "speech_hours": round(self.speech_hours, 3),
             "overlap_ratio": round(self.overlap_ratio, 4),
             "speakers": self.speakers,
-            "speakers_per_file": f"{min(per_file)}-{max(per_file)} (mean {np.mean(per_file):.1f})",
+            "speakers_per_file": f"{min(per_file)}-{max(per_file)} ({np.mean(per_file):.1f})",
             "sample_rates": ",".join(str(r) for r in sorted(set(self.sample_rates))),
             "channels": ",".join(str(c) for c in sorted(set(self.channels))),
         }
@@ -118,8 +118,33 @@ def _check_lists(layout: SeedLayout, problems: list[Problem]) -> dict[str, list[
     return uris
 
 
+def _check_against_audio(audio: Path, info: AudioInfo, turns: list[Turn], regions: list[Region],
+                         rttm: Path, uem: Path | None) -> list[Problem]:
+    """Turns and regions must lie inside the audio (pyannote fails mid-training otherwise)."""
+    limit = info.duration + END_TOLERANCE
+    problems = [
+        Problem(rttm, f"turn ends at {t.end:.3f}s, past the end of the audio ({info.duration:.3f}s)", t.line)
+        for t in turns if t.end > limit
+    ]
+    problems += [
+        Problem(uem or rttm, f"region ends at {r.end:.3f}s, past the end of the audio ({info.duration:.3f}s)", r.line)
+        for r in regions if r.end > limit
+    ]
+    if info.sample_rate < 16000:
+        problems.append(Problem(audio, f"sample rate {info.sample_rate} Hz is below the model's 16 kHz", 0, "warning"))
+    return problems
+
+
+def _probe(audio: Path, problems: list[Problem]) -> AudioInfo | None:
+    try:
+        return probe(audio)
+    except AudioError as err:
+        problems.append(Problem(audio, str(err)))
+        return None
+
+
 def _check_file(file: SeedFile, layout: SeedLayout) -> tuple[list[Problem], AudioInfo | None, list[Turn]]:
-    """All problems of one recording: audio, RTTM and UEM, and their agreement."""
+    """All problems of one seed-layout recording: audio, RTTM and UEM, and their agreement."""
     problems: list[Problem] = []
     info = None
     if file.audio is None:
@@ -127,10 +152,7 @@ def _check_file(file: SeedFile, layout: SeedLayout) -> tuple[list[Problem], Audi
         problems.append(Problem(folder / f"{file.uri}.wav", f"missing audio for uri {file.uri!r} (looked for "
                                 f"{file.uri}.wav/.flac/... in {folder})"))
     else:
-        try:
-            info = probe(file.audio)
-        except AudioError as err:
-            problems.append(Problem(file.audio, str(err)))
+        info = _probe(file.audio, problems)
     turns: list[Turn] = []
     if not file.rttm.is_file():
         problems.append(Problem(file.rttm, f"missing RTTM for uri {file.uri!r}"))
@@ -139,26 +161,45 @@ def _check_file(file: SeedFile, layout: SeedLayout) -> tuple[list[Problem], Audi
         problems += bad
         if not turns and not bad:
             problems.append(Problem(file.rttm, "no speech turns: the file only teaches silence", 0, "warning"))
-    regions = []
+    regions: list[Region] = []
     if file.uem is not None:
         regions, bad = parse_uem(file.uem, uri=file.uri)
         problems += bad
         if not regions and not bad:
             problems.append(Problem(file.uem, "no region: the file would never be used"))
     if info is not None:
-        limit = info.duration + END_TOLERANCE
-        problems += [
-            Problem(file.rttm, f"turn ends at {t.end:.3f}s, past the end of the audio ({info.duration:.3f}s)", t.line)
-            for t in turns if t.end > limit
-        ]
-        problems += [
-            Problem(file.uem, f"region ends at {r.end:.3f}s, past the end of the audio ({info.duration:.3f}s)", r.line)
-            for r in regions if r.end > limit
-        ]
-        if info.sample_rate < 16000:
-            problems.append(Problem(file.audio, f"sample rate {info.sample_rate} Hz is below the model's 16 kHz",
-                                    0, "warning"))
+        problems += _check_against_audio(file.audio, info, turns, regions, file.rttm, file.uem)
     return problems, info, turns
+
+
+def _summarise(report: CheckReport, results: list[tuple[str, list[Problem], AudioInfo | None, list[Turn]]]) -> None:
+    """Fold per-file results into the report's problems and per-split stats."""
+    labels: dict[str, set[str]] = defaultdict(set)
+    overlap_seconds: dict[str, float] = defaultdict(float)
+    for split, problems, info, turns in results:
+        report.problems += problems
+        stats = report.stats.setdefault(split, SplitStats())
+        stats.files += 1
+        speech, overlap = speech_and_overlap(turns)
+        stats.speech_hours += speech / 3600
+        overlap_seconds[split] += overlap
+        labels[split].update(t.speaker for t in turns)
+        stats.speakers_per_file.append(len({t.speaker for t in turns}))
+        if info is not None:
+            stats.hours += info.duration / 3600
+            stats.sample_rates.append(info.sample_rate)
+            stats.channels.append(info.channels)
+    for split, stats in report.stats.items():
+        stats.speakers = len(labels[split])
+        speech_seconds = stats.speech_hours * 3600
+        stats.overlap_ratio = overlap_seconds[split] / speech_seconds if speech_seconds else 0.0
+
+
+def _map(function, items: list, *, progress: bool, threads: int | None) -> list:
+    """``function`` over ``items`` on a thread pool (decoding releases the GIL), with a progress bar."""
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        return list(tqdm(pool.map(function, items), total=len(items), desc="checking audio", unit="file",
+                         disable=not progress or None, leave=False))
 
 
 def check_diarization(root: str | Path, *, progress: bool = True, threads: int | None = None) -> CheckReport:
@@ -185,28 +226,44 @@ def check_diarization(root: str | Path, *, progress: bool = True, threads: int |
         return report
     uris = _check_lists(layout, report.problems)
     files = [layout.file(split, uri) for split, split_uris in uris.items() for uri in split_uris]
-    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
-        results = list(
-            tqdm(pool.map(lambda f: _check_file(f, layout), files), total=len(files), desc="checking audio",
-                 unit="file", disable=not progress or None, leave=False)
-        )
-    labels: dict[str, set[str]] = defaultdict(set)
-    overlap_seconds: dict[str, float] = defaultdict(float)
-    for file, (problems, info, turns) in zip(files, results, strict=True):
-        report.problems += problems
-        stats = report.stats.setdefault(file.split, SplitStats())
-        stats.files += 1
-        speech, overlap = speech_and_overlap(turns)
-        stats.speech_hours += speech / 3600
-        overlap_seconds[file.split] += overlap
-        labels[file.split].update(t.speaker for t in turns)
-        stats.speakers_per_file.append(len({t.speaker for t in turns}))
+    results = _map(lambda f: _check_file(f, layout), files, progress=progress, threads=threads)
+    _summarise(report, [(f.split, *result) for f, result in zip(files, results, strict=True)])
+    return report
+
+
+def check_protocol(protocol, *, progress: bool = True, threads: int | None = None) -> CheckReport:
+    """Validate every file of a pyannote.database protocol (e.g. from a user's database.yml).
+
+    Problems name ``{protocol}/{subset}/{uri}`` (the protocol hides its RTTM/UEM paths) or the audio.
+    """
+    report = CheckReport(Path(protocol.name))
+    entries = []
+    for split, subset in PYANNOTE_SUBSET.items():
+        try:
+            entries += [(split, file) for file in getattr(protocol, subset)()]
+        except NotImplementedError:
+            severity = "error" if split in REQUIRED_SPLITS else "warning"
+            report.problems.append(Problem(report.root / subset, f"the protocol has no {subset} subset", 0, severity))
+        except Exception as err:  # pyannote.database loaders raise what their files make them raise
+            report.problems.append(Problem(report.root / subset, f"cannot list files ({err})"))
+
+    def check(entry: tuple[str, dict]) -> tuple[list[Problem], AudioInfo | None, list[Turn]]:
+        split, file = entry
+        where = report.root / PYANNOTE_SUBSET[split] / file["uri"]
+        try:
+            audio, annotation = Path(file["audio"]), file["annotation"]
+            annotated = file.get("annotated")
+        except Exception as err:  # a missing RTTM/UEM surfaces here, from pyannote.database's lazy loaders
+            return [Problem(where, f"cannot load ({err})")], None, []
+        turns = [Turn(file["uri"], seg.start, seg.duration, str(label))
+                 for seg, _, label in annotation.itertracks(yield_label=True)]
+        regions = [Region(file["uri"], seg.start, seg.end) for seg in annotated] if annotated is not None else []
+        problems: list[Problem] = []
+        info = _probe(audio, problems)
         if info is not None:
-            stats.hours += info.duration / 3600
-            stats.sample_rates.append(info.sample_rate)
-            stats.channels.append(info.channels)
-    for split, stats in report.stats.items():
-        stats.speakers = len(labels[split])
-        speech_seconds = stats.speech_hours * 3600
-        stats.overlap_ratio = overlap_seconds[split] / speech_seconds if speech_seconds else 0.0
+            problems += _check_against_audio(audio, info, turns, regions, where, None)
+        return problems, info, turns
+
+    results = _map(check, entries, progress=progress, threads=threads)
+    _summarise(report, [(split, *result) for (split, _), result in zip(entries, results, strict=True)])
     return report

@@ -148,6 +148,7 @@ def write_database_yaml(root: str | Path, out: str | Path, *, name: str | None =
     """
     layout = SeedLayout(root)
     out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
     name = name or database_name(layout.root)
     templates: list[str] = []
     subsets: dict[str, dict[str, str]] = {}
@@ -174,6 +175,5 @@ def write_database_yaml(root: str | Path, out: str | Path, *, name: str | None =
         "Databases": {name: templates},
         "Protocols": {name: {"SpeakerDiarization": {PROTOCOL_NAME: {"scope": "file", **subsets}}}},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(document, sort_keys=False))
     return out

@@ -1,0 +1,56 @@
+"""Shared fixtures: hand-made datasets (fast) and the synthetic corpus (generated once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+RATE = 16000
+
+
+def write_tone(path: Path, seconds: float, *, seed: int = 0) -> None:
+    """A noisy tone: decodable audio of an exact length."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    audio = 0.3 * np.sin(2 * np.pi * (150 + 50 * seed) * t) + 0.01 * rng.standard_normal(len(t))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, audio.astype(np.float32), RATE, subtype="PCM_16")
+
+
+def make_seed_dataset(root: Path, *, files: dict[str, list[str]] | None = None, seconds: float = 12.0) -> Path:
+    """A small, valid seed-layout dataset: two speakers per file, one overlap, a UEM for each file."""
+    files = files or {"train": ["a1", "a2", "a3"], "dev": ["b1"], "test": ["c1"]}
+    for split, uris in files.items():
+        (root / f"{split}.txt").parent.mkdir(parents=True, exist_ok=True)
+        (root / f"{split}.txt").write_text("".join(f"{u}\n" for u in uris))
+        for index, uri in enumerate(uris):
+            write_tone(root / split / "wav" / f"{uri}.wav", seconds, seed=index)
+            rttm = root / split / "rttm" / f"{uri}.rttm"
+            rttm.parent.mkdir(parents=True, exist_ok=True)
+            rttm.write_text(
+                f"SPEAKER {uri} 1 0.500 4.000 <NA> <NA> alice <NA> <NA>\n"
+                f"SPEAKER {uri} 1 4.000 3.000 <NA> <NA> bob <NA> <NA>\n"
+                f"SPEAKER {uri} 1 8.000 3.500 <NA> <NA> alice <NA> <NA>\n"
+            )
+            uem = root / split / "uem" / f"{uri}.uem"
+            uem.parent.mkdir(parents=True, exist_ok=True)
+            uem.write_text(f"{uri} 1 0.000 {seconds:.3f}\n")
+    return root
+
+
+@pytest.fixture
+def seed_dataset(tmp_path: Path) -> Path:
+    return make_seed_dataset(tmp_path / "dataset")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """The synthetic corpus at its smallest size (a few seconds of espeak-ng)."""
+    from dist_spk.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("corpus") / "tiny"
+    synthesize(out, seed=0, size="tiny")
+    return out
