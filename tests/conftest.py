@@ -54,3 +54,13 @@ def tiny_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus") / "tiny"
     synthesize(out, seed=0, size="tiny")
     return out
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """The demo-size synthetic corpus (about 12 s to generate)."""
+    from dist_spk.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("corpus") / "small"
+    synthesize(out, seed=0, size="small")
+    return out

@@ -248,6 +248,92 @@ def data_segments(
 
 
 # ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+DataRoot = Annotated[Path, typer.Option("--data", "-d", help="Dataset: a seed-layout folder or a database.yml.")]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Run directory (config.yaml, metrics.jsonl, checkpoints/).")]
+Workers = Annotated[int | None, typer.Option(help="Ray Train workers (DDP); 0 = plain Lightning in this process. "
+                                            "Default: the preset's.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
+
+
+def _resolve(task: str, preset: str, config: Path | None, overrides: list[str] | None, **keys: object):
+    """The run config: preset < --config < --set < the dedicated flags (--data, --workers, ...)."""
+    from dist_spk.config import load_config
+
+    flags = [f"{key}={value}" for key, value in keys.items() if value is not None]
+    return load_config(task, preset_name=preset, file=config, overrides=[*(overrides or []), *flags])
+
+
+def _print_summary(summary: dict, names: tuple[str, ...]) -> None:
+    best = summary.get("best") or {}
+    typer.echo(f"best epoch {summary['best_epoch']} of {summary['epochs']} ({summary['wall_seconds']} s): "
+               + "  ".join(f"{n}={best[n]:.4f}" for n in names if best.get(n) is not None))
+
+
+@train_app.command("seg")
+def train_seg(
+    data: DataRoot,
+    out: Out,
+    preset: Preset = "local",
+    workers: Workers = None,
+    protocol: Annotated[str | None, typer.Option(help="Protocol name when --data is a database.yml.")] = None,
+    config: ConfigFile = None,
+    overrides: Overrides = None,
+    resume: Resume = False,
+) -> None:
+    """Fine-tune pyannote's segmentation model (PyanNet) on your dataset."""
+    from dist_spk.segmentation.task import SEG_METRICS
+    from dist_spk.train.run import run_training
+
+    resolved = _resolve("seg", preset, config, overrides, **{"data.root": data.resolve(),
+                        "data.protocol": protocol, "trainer.workers": workers})
+    summary = run_training("seg", resolved, out=out, resume=resume)
+    _print_summary(summary, SEG_METRICS)
+    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+
+
+def _print_metrics(title: str, metrics: dict[str, float], out: Path | None) -> None:
+    import json
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    Console().print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(metrics, indent=1))
+        typer.echo(f"wrote {out}")
+
+
+@evaluate_app.command("seg")
+def evaluate_seg(
+    checkpoint: Annotated[Path, typer.Option(help="A checkpoint file, or a run directory (uses its best.ckpt).")],
+    data: DataRoot,
+    split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
+    protocol: Annotated[str, typer.Option(help="Protocol name when --data is a database.yml.")] = "",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the metrics as JSON.")] = None,
+) -> None:
+    """Segmentation metrics (losses, DER and its components at the best threshold) on one split."""
+    from dist_spk.segmentation.evaluate import evaluate_segmentation
+
+    metrics = evaluate_segmentation(checkpoint, data, protocol=protocol, split=split)
+    _print_metrics(f"{checkpoint} on {data} ({split})", metrics, out)
+
+
+# ---------------------------------------------------------------------------------------------
 # demo
 # ---------------------------------------------------------------------------------------------
 

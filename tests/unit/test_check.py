@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import write_tone
 
 from dist_spk.data.check import check_diarization, speech_and_overlap
 from dist_spk.data.rttm import Turn
+from tests.conftest import write_tone
 
 
 def errors_of(root: Path) -> list[str]:

@@ -41,3 +41,18 @@ def test_config_show_prints_the_resolved_yaml():
     assert result.returncode == 0, result.stderr
     assert "margin: 0.35" in result.stdout
     assert "use_gpu: true" in result.stdout
+
+
+def test_train_with_a_bad_override_fails_before_writing(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "seg", "--data", str(tmp_path), "--out", str(out), "--set", "optim.name=adamz")
+    assert result.returncode == 2
+    assert "key 'optim.name'" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_train_on_a_missing_dataset_is_one_clear_error(tmp_path):
+    result = run_cli("train", "seg", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import write_tone
 
 from dist_spk.data.rttm import Turn
 from dist_spk.data.speakers import (
@@ -16,6 +15,7 @@ from dist_spk.data.speakers import (
 )
 from dist_spk.data.trials import Trial, balanced_trials, format_trials, parse_trials
 from dist_spk.errors import DataError
+from tests.conftest import write_tone
 
 
 @pytest.fixture

@@ -75,6 +75,8 @@ class SchedulerConfig:
         yield from _positive(self, "restart_epochs")
         if not 0.0 < self.plateau_factor < 1.0:
             yield "plateau_factor", f"must be in (0, 1), got {self.plateau_factor}"
+        if self.name == "plateau" and self.warmup_epochs:
+            yield "warmup_epochs", "warm-up cannot precede reduce-on-plateau; set it to 0"
 
 
 @dataclass

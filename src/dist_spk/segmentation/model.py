@@ -1,0 +1,96 @@
+"""PyanNet, from random initialisation, a local checkpoint or a model-hub id; SincNet freezing."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import lightning
+import torch
+from pyannote.audio import Model
+from pyannote.audio.models.segmentation import PyanNet
+
+from dist_spk.config.tasks import SegModelConfig
+from dist_spk.errors import ConfigError, DistSpkError
+
+
+def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
+    """A pyannote model from a local checkpoint (file or folder) or a hub id such as ``pyannote/segmentation-3.0``.
+
+    The hub token is read from the environment variable ``token_env`` and never written anywhere.
+
+    Raises
+    ------
+    DistSpkError
+        Naming the checkpoint and what went wrong (unreadable, not a pyannote checkpoint, hub unreachable).
+    """
+    path = Path(init).expanduser()
+    if path.exists():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = Model.from_pretrained(path, map_location="cpu", strict=False)
+        except Exception as err:  # corrupt files raise pickle, zip or key errors
+            raise DistSpkError(f"{path}: not a readable pyannote checkpoint ({type(err).__name__}: {err})") from None
+    else:
+        if init.count("/") != 1 or init.startswith((".", "/", "~")):
+            raise ConfigError(f"model.init: {init!r} is neither an existing checkpoint path nor a hub id "
+                              "like 'pyannote/segmentation-3.0'")
+        token = os.environ.get(token_env) or None
+        try:
+            model = Model.from_pretrained(init, token=token, map_location="cpu", strict=False)
+        except Exception as err:  # network, auth and gating errors come from huggingface_hub
+            hint = "" if token else f" ({token_env} is not set; gated models need a token)"
+            raise DistSpkError(f"model.init: cannot load {init!r} from the model hub: {type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else ''}{hint}. Pass a local checkpoint "
+                               "path instead if this machine cannot reach the hub.") from None
+    if model is None:
+        raise DistSpkError(f"model.init: {init!r} did not yield a model")
+    return model
+
+
+def build_model(config: SegModelConfig, task) -> Model:
+    """PyanNet for ``task``: random (with the config's sizes) or loaded from ``config.init``.
+
+    A loaded model keeps its own architecture; the size keys of ``config`` then do not apply.
+    """
+    if config.init == "random":
+        return PyanNet(
+            sincnet={"stride": config.sincnet_stride},
+            lstm={"hidden_size": config.lstm_hidden_size, "num_layers": config.lstm_num_layers,
+                  "bidirectional": True, "monolithic": True, "dropout": config.dropout},
+            linear={"hidden_size": config.linear_hidden_size, "num_layers": config.linear_num_layers},
+            task=task,
+        )
+    model = load_pretrained(config.init, token_env=config.hub_token_env)
+    model.task = task
+    return model
+
+
+class FreezeSincNet(lightning.Callback):
+    """Keep the SincNet front end fixed for the first ``epochs`` epochs.
+
+    Its gradients are dropped before each optimizer step instead of toggling ``requires_grad``:
+    DDP registers trainable parameters once, at wrap time, so toggling would desynchronise ranks.
+    Optimizers skip parameters whose ``grad`` is None (no update, no weight decay, no moments).
+    """
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if trainer.current_epoch < self.epochs:
+            for parameter in pl_module.sincnet.parameters():
+                parameter.grad = None
+
+
+def allow_checkpoint_classes() -> None:
+    """Let ``torch.load(weights_only=True)`` read pyannote checkpoints: they pickle the task specifications.
+
+    These three plain classes are all a pyannote checkpoint holds beyond tensors and builtins, so
+    resuming never needs the unsafe full unpickler.
+    """
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+
+    torch.serialization.add_safe_globals([Specifications, Problem, Resolution])

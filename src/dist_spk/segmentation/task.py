@@ -1,0 +1,110 @@
+"""pyannote.audio 4's powerset ``SpeakerDiarization`` task, extended with the seed team's losses and metrics.
+
+Logged every epoch (all chunk-level, on pyannote's fixed validation chunks of the dev split):
+
+- ``loss/train/segmentation``, ``loss/train/vad``, ``loss/train``
+- ``loss/val/segmentation``: the configured segmentation loss (powerset_ce, bce, bce+dice, bce+tversky);
+- ``loss/val/vad``: BCE between speech probability ``1 - P(empty set)`` and "any speaker active";
+- ``loss/val``: ``segmentation_weight * segmentation + vad_weight * vad`` (the training objective too);
+- ``DiarizationErrorRate`` and ``/Confusion``, ``/FalseAlarm``, ``/Miss``: pyannote's permutation-
+  invariant frame-level DER on the multi-label view of the output, at the best of 51 thresholds
+  (0, 0.02, ..., 1) on the per-speaker probabilities; ``DiarizationErrorRate/Threshold`` is that
+  threshold. These are the 3.x-era names the seed team compared; 4.x logs DER at a fixed 0.5.
+"""
+
+from __future__ import annotations
+
+import torch
+from pyannote.audio.tasks import SpeakerDiarization
+from pyannote.audio.torchmetrics.audio.diarization_error_rate import (
+    OptimalDiarizationErrorRate,
+    OptimalDiarizationErrorRateThreshold,
+    OptimalFalseAlarmRate,
+    OptimalMissedDetectionRate,
+    OptimalSpeakerConfusionRate,
+)
+from pyannote.audio.utils.permutation import permutate
+
+from dist_spk.config.tasks import SegLossConfig
+from dist_spk.segmentation.losses import LossInputs, segmentation_loss, vad_loss
+
+# metric names reported every validation epoch, in display order
+SEG_METRICS = (
+    "loss/val/segmentation",
+    "loss/val/vad",
+    "loss/val",
+    "DiarizationErrorRate",
+    "DiarizationErrorRate/Confusion",
+    "DiarizationErrorRate/FalseAlarm",
+    "DiarizationErrorRate/Miss",
+    "DiarizationErrorRate/Threshold",
+)
+SEG_OBJECTIVE = "DiarizationErrorRate"  # lower is better
+
+
+class SegmentationTask(SpeakerDiarization):
+    """Powerset speaker diarization with selectable losses and the seed metric names.
+
+    Parameters
+    ----------
+    protocol
+        A pyannote.database speaker-diarization protocol.
+    loss
+        Which segmentation loss, and the weights of ``loss = w_seg * segmentation + w_vad * vad``.
+    **kwargs
+        Passed on to :class:`pyannote.audio.tasks.SpeakerDiarization` (duration, batch_size, cache, ...).
+    """
+
+    def __init__(self, protocol, *, loss: SegLossConfig, **kwargs):
+        super().__init__(protocol, **kwargs)
+        self.loss_config = loss
+
+    def default_metric(self) -> dict:
+        return {
+            "DiarizationErrorRate": OptimalDiarizationErrorRate(),
+            "DiarizationErrorRate/Threshold": OptimalDiarizationErrorRateThreshold(),
+            "DiarizationErrorRate/Confusion": OptimalSpeakerConfusionRate(),
+            "DiarizationErrorRate/Miss": OptimalMissedDetectionRate(),
+            "DiarizationErrorRate/FalseAlarm": OptimalFalseAlarmRate(),
+        }
+
+    def _losses(self, batch: dict, target: torch.Tensor, waveform: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forward pass and losses: (segmentation, vad, total, per-speaker probabilities, permuted target)."""
+        log_probs = self.model(waveform)  # (batch, frames, powerset classes)
+        weight_key = getattr(self, "weight", None)  # pyannote's optional per-frame weight key
+        weight = batch.get(weight_key) if weight_key else None  # (batch, frames, 1)
+        probs = self.model.powerset.to_multilabel(log_probs, soft=True)  # (batch, frames, speakers)
+        permuted, _ = permutate(probs, target)  # speakers reordered to match the prediction
+        target_powerset = self.model.powerset.to_powerset(permuted.float())
+        inputs = LossInputs(log_probs, probs, permuted, target_powerset, weight)
+        seg = segmentation_loss(inputs, self.loss_config)
+        vad = vad_loss(log_probs, permuted, weight)
+        total = self.loss_config.segmentation_weight * seg + self.loss_config.vad_weight * vad
+        return seg, vad, total, probs, permuted
+
+    def _log(self, stage: str, seg: torch.Tensor, vad: torch.Tensor, total: torch.Tensor) -> None:
+        options = {"on_step": False, "on_epoch": True, "logger": True, "sync_dist": True}
+        self.model.log(f"loss/{stage}/segmentation", seg, **options)
+        self.model.log(f"loss/{stage}/vad", vad, **options)
+        self.model.log(f"loss/{stage}", total, prog_bar=True, **options)
+
+    def training_step(self, batch: dict, batch_idx: int):
+        target = batch["y"]  # (batch, frames, speakers)
+        waveform = batch["X"]  # (batch, channels, samples)
+        # as pyannote does: drop chunks with more speakers than the model can output
+        keep = torch.sum(torch.any(target, dim=1), dim=1) <= self.max_speakers_per_chunk
+        if not keep.any():
+            return None
+        seg, vad, total, _, _ = self._losses(batch, target[keep], waveform[keep])
+        self._log("train", seg, vad, total)
+        return {"loss": total}
+
+    def validation_step(self, batch: dict, batch_idx: int):
+        target = batch["y"]
+        seg, vad, total, probs, _ = self._losses(batch, target, batch["X"])
+        self._log("val", seg, vad, total)
+        # metrics take (batch, speakers, frames); soft probabilities make the threshold search meaningful
+        self.model.validation_metric(probs.transpose(1, 2), target.transpose(1, 2))
+        self.model.log_dict(self.model.validation_metric, on_step=False, on_epoch=True, prog_bar=False,
+                            logger=True)

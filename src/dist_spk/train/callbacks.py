@@ -1,0 +1,68 @@
+"""Lightning callbacks shared by the worker loops."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import lightning
+
+from dist_spk.train.run_dir import append_metrics, best_checkpoint, keep_epochs_before, last_checkpoint, read_metrics
+
+
+class EpochReport(lightning.Callback):
+    """After each epoch's validation: checkpoint, metrics.jsonl, one console line, and the session report.
+
+    Lightning runs validation before ``on_train_epoch_end``, so the callback metrics hold both the
+    training and the validation values of the epoch. Every rank takes part (saving and Ray's report
+    are collective); rank 0 writes the files.
+
+    Parameters
+    ----------
+    session
+        :class:`~dist_spk.train.session.LocalSession` or ``RaySession``.
+    run_dir
+        The run directory (see :mod:`dist_spk.train.run_dir`).
+    objective
+        The metric that picks ``best.ckpt`` (lower is better).
+    shown
+        Metric names printed on the console line.
+    """
+
+    def __init__(self, session, run_dir: Path, *, objective: str, shown: tuple[str, ...]):
+        self.session = session
+        self.run_dir = Path(run_dir)
+        self.objective = objective
+        self.shown = shown
+        self.best: float | None = None
+        self._started = time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # after a resume, trainer.current_epoch is the first epoch still to train
+        if self.session.world_rank == 0:
+            keep_epochs_before(self.run_dir, trainer.current_epoch)
+            done = [row[self.objective] for row in read_metrics(self.run_dir) if row.get(self.objective) is not None]
+            self.best = min(done) if done else None
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1}
+        metrics["epoch"] = trainer.current_epoch
+        metrics["step"] = trainer.global_step
+        metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        metrics["epoch_seconds"] = round(time.perf_counter() - self._started, 3)
+        last = last_checkpoint(self.run_dir)
+        trainer.save_checkpoint(last, weights_only=False)  # collective under DDP; rank 0 writes
+        if self.session.world_rank == 0:
+            value = metrics.get(self.objective)
+            if value is not None and (self.best is None or value < self.best):
+                self.best = value
+                shutil.copyfile(last, best_checkpoint(self.run_dir))
+            append_metrics(self.run_dir, metrics)
+            shown = "  ".join(f"{name}={metrics[name]:.4f}" for name in self.shown if name in metrics)
+            print(f"[epoch {trainer.current_epoch}] {shown}  ({metrics['epoch_seconds']:.1f} s)", flush=True)
+        self.session.report(metrics, last if self.session.world_rank == 0 else None)
+        self._started = time.perf_counter()

@@ -1,0 +1,81 @@
+"""Start a worker loop: in this process (``workers=0``) or as a Ray Train worker group (DDP).
+
+This is the driver side of the Ray adapter; :mod:`dist_spk.train.session` is the worker side.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from dist_spk.config.tasks import TrainerConfig
+from dist_spk.errors import DistSpkError
+
+# task -> "module:function" of its worker loop (imported lazily: each pulls in torch and pyannote)
+LOOPS = {
+    "seg": "dist_spk.train.seg_loop:train_segmentation",
+}
+
+
+def worker_loop(task: str):
+    if task not in LOOPS:
+        raise DistSpkError(f"no worker loop for task {task!r}; valid: {', '.join(LOOPS)}")
+    module, function = LOOPS[task].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def ray_worker(payload: dict[str, Any]) -> None:
+    """What each Ray Train worker runs."""
+    from dist_spk.train.session import RaySession
+
+    resume_from = payload.get("resume_from")
+    worker_loop(payload["task"])(payload, RaySession(resume_from=Path(resume_from) if resume_from else None))
+
+
+def run_local(payload: dict[str, Any]) -> None:
+    from dist_spk.train.session import LocalSession
+
+    resume_from = payload.get("resume_from")
+    worker_loop(payload["task"])(payload, LocalSession(resume_from=Path(resume_from) if resume_from else None))
+
+
+def connect_ray() -> None:
+    """Join the cluster in ``RAY_ADDRESS`` (as ``ray job submit`` sets), else start a local one.
+
+    The local cluster keeps Ray's dashboard on: without it, finished worker groups were seen not to
+    release their placement groups in Ray 2.60 (../shared/FINDINGS.md).
+    """
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+
+
+def scaling_config(trainer: TrainerConfig):
+    from ray.train import ScalingConfig
+
+    resources = {"CPU": trainer.cpus_per_worker}
+    if trainer.use_gpu:
+        resources["GPU"] = 1
+    return ScalingConfig(num_workers=trainer.workers, use_gpu=trainer.use_gpu, resources_per_worker=resources)
+
+
+def run_ray_train(payload: dict[str, Any], trainer: TrainerConfig, *, storage: Path, name: str = "train",
+                  max_failures: int = 2) -> None:
+    """Fit one worker group; a failed worker restarts the group from the last reported checkpoint."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+    from ray.train.torch import TorchTrainer
+
+    connect_ray()
+    run_config = RunConfig(
+        name=name,
+        storage_path=str(Path(storage).resolve()),
+        failure_config=FailureConfig(max_failures=max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=2),
+    )
+    result = TorchTrainer(ray_worker, train_loop_config=payload, scaling_config=scaling_config(trainer),
+                          run_config=run_config).fit()
+    if result.error is not None:
+        raise DistSpkError(f"training failed: {result.error}")

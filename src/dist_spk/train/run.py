@@ -1,0 +1,81 @@
+"""``dist-spk train``: one run, no search. Check the data, write the run directory, launch the loop."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from dist_spk.config import save_config, to_dict
+from dist_spk.data.problems import format_problems
+from dist_spk.errors import DataError
+from dist_spk.train.launch import run_local, run_ray_train
+from dist_spk.train.run_dir import prepare_run_dir, read_metrics
+
+
+def check_segmentation_data(config) -> None:
+    """Run ``dist-spk data check`` on the run's dataset; refuse to train on any error."""
+    from dist_spk.data.check import check_diarization, check_protocol
+    from dist_spk.data.protocol import load_protocol
+
+    root = Path(config.data.root)
+    if not config.data.root:
+        raise DataError("data.root is not set: pass --data ROOT")
+    if root.suffix in (".yml", ".yaml"):
+        report = check_protocol(load_protocol(root, config.data.protocol))
+    else:
+        report = check_diarization(root)
+    if not report.ok:
+        raise DataError(f"the dataset has {len(report.errors)} error(s); nothing was trained:\n"
+                        + format_problems(report.errors))
+
+
+def prepare_segmentation(config, run_dir: Path) -> dict[str, Any]:
+    """Build pyannote's metadata cache once, before any worker starts; return the payload entries."""
+    from dist_spk.data.protocol import load_protocol
+    from dist_spk.segmentation.cache import cache_path, prepare_cache
+    from dist_spk.train.seg_loop import build_task
+
+    protocol = load_protocol(config.data.root, config.data.protocol)
+    cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else run_dir / "cache"
+    path = cache_path(config.data, cache_dir, protocol.name)
+    prepare_cache(build_task(config, protocol, cache=None), path)
+    return {"cache_file": str(path.resolve())}
+
+
+CHECKS = {"seg": check_segmentation_data}
+PREPARES = {"seg": prepare_segmentation}
+OBJECTIVES = {"seg": "DiarizationErrorRate"}
+
+
+def summarize(run_dir: Path, objective: str, seconds: float) -> dict[str, Any]:
+    """Best epoch by ``objective`` (lower is better), written to ``summary.json``."""
+    rows = read_metrics(run_dir)
+    scored = [row for row in rows if row.get(objective) is not None]
+    best = min(scored, key=lambda row: row[objective]) if scored else None
+    summary = {"objective": objective, "epochs": len(rows), "best_epoch": best["epoch"] if best else None,
+               "best": best, "last": rows[-1] if rows else None, "wall_seconds": round(seconds, 1)}
+    (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def run_training(task: str, config, *, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Train one model; return the summary (best epoch and its metrics).
+
+    Order matters: the dataset is checked before anything is written or any Ray resource is
+    taken, and pyannote's cache is prepared before the workers start.
+    """
+    started = time.perf_counter()
+    CHECKS[task](config)
+    resume_from = prepare_run_dir(out, resume=resume)
+    save_config(config, out)
+    payload: dict[str, Any] = {"task": task, "config": to_dict(config), "run_dir": str(Path(out).resolve()),
+                               **PREPARES[task](config, Path(out))}
+    if resume_from is not None:
+        payload["resume_from"] = str(resume_from.resolve())
+    if config.trainer.workers == 0:
+        run_local(payload)
+    else:
+        run_ray_train(payload, config.trainer, storage=Path(out) / "ray")
+    return summarize(Path(out), OBJECTIVES[task], time.perf_counter() - started)

@@ -1,0 +1,79 @@
+"""The run directory every training run writes, whatever launched it.
+
+::
+
+    RUN/config.yaml           the resolved config
+    RUN/metrics.jsonl         one JSON object per validation epoch, metric names as logged
+    RUN/checkpoints/last.ckpt the latest epoch (Lightning checkpoint, loadable by pyannote/our loaders)
+    RUN/checkpoints/best.ckpt the epoch with the best objective
+    RUN/summary.json          written when the run finishes: best epoch and its metrics
+
+On a multi-node cluster, RUN must be on storage every node sees (rank 0 may run anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from dist_spk.errors import DistSpkError
+
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+def checkpoints_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINTS
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    return checkpoints_dir(run_dir) / "last.ckpt"
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    return checkpoints_dir(run_dir) / "best.ckpt"
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """Every epoch's metrics, in order (an empty list for a new run)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _clean(value: float) -> float | None:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def append_metrics(run_dir: Path, metrics: dict) -> None:
+    with (Path(run_dir) / METRICS_FILE).open("a") as handle:
+        handle.write(json.dumps({k: _clean(v) for k, v in metrics.items()}, sort_keys=False) + "\n")
+
+
+def keep_epochs_before(run_dir: Path, epoch: int) -> None:
+    """Drop metrics of epochs >= ``epoch``: after a resume they are trained again, never listed twice."""
+    rows = [row for row in read_metrics(run_dir) if row.get("epoch", -1) < epoch]
+    path = Path(run_dir) / METRICS_FILE
+    if path.is_file():
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path | None:
+    """Create ``run_dir``; return the checkpoint to resume from, if any.
+
+    A run directory that already holds a run is refused unless ``resume`` is set, so two runs never
+    mix their metrics.
+    """
+    run_dir = Path(run_dir)
+    has_run = (run_dir / METRICS_FILE).is_file() or checkpoints_dir(run_dir).is_dir()
+    if has_run and not resume:
+        raise DistSpkError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    checkpoints_dir(run_dir).mkdir(parents=True, exist_ok=True)
+    last = last_checkpoint(run_dir)
+    if resume and not last.is_file():
+        if has_run:
+            raise DistSpkError(f"{run_dir}: nothing to resume from ({last} is missing)")
+        return None
+    return last if resume else None

@@ -1,0 +1,86 @@
+"""The segmentation worker loop: one Ray Train worker (or the local process) fine-tunes PyanNet.
+
+``payload`` is a plain dict (what Ray ships to workers): ``config`` (the resolved SegConfig as a
+dict), ``run_dir``, ``cache_file`` (pyannote's metadata cache, already prepared by the driver) and
+optionally ``resume_from``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from dist_spk.config import config_from_dict
+from dist_spk.config.tasks import SegConfig
+
+
+def build_task(config: SegConfig, protocol, *, cache: str | Path | None):
+    """The pyannote task for ``config`` on ``protocol``."""
+    from dist_spk.segmentation.augment import build_augmentation
+    from dist_spk.segmentation.task import SegmentationTask
+
+    data = config.data
+    return SegmentationTask(
+        protocol,
+        loss=config.loss,
+        duration=data.duration,
+        max_speakers_per_chunk=data.max_speakers_per_chunk,
+        max_speakers_per_frame=data.max_speakers_per_frame,
+        batch_size=data.batch_size,
+        num_workers=data.loader_workers,
+        augmentation=build_augmentation(config.augment),
+        cache=str(cache) if cache else None,
+    )
+
+
+def build_trainer(config: SegConfig, session, callbacks: list, *, run_dir: Path, progress_bar: bool):
+    import lightning
+    from lightning.pytorch.loggers import CSVLogger
+
+    trainer = config.trainer
+    return session.prepare(lightning.Trainer(
+        max_epochs=trainer.epochs,
+        limit_train_batches=trainer.limit_train_batches,
+        limit_val_batches=trainer.limit_val_batches,
+        precision=trainer.precision,
+        gradient_clip_val=trainer.gradient_clip or None,
+        num_sanity_val_steps=0,
+        check_val_every_n_epoch=1,
+        enable_checkpointing=False,  # EpochReport writes last/best and reports them
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        logger=CSVLogger(run_dir, name="lightning_logs"),
+        default_root_dir=run_dir,
+        callbacks=callbacks,
+        **session.lightning_kwargs(trainer),
+    ))
+
+
+def train_segmentation(payload: dict[str, Any], session) -> None:
+    """Fine-tune PyanNet as ``payload["config"]`` says; report every validation epoch through ``session``."""
+    import lightning
+
+    from dist_spk.data.protocol import load_protocol
+    from dist_spk.optim import attach_optimizers
+    from dist_spk.segmentation.model import FreezeSincNet, allow_checkpoint_classes, build_model
+    from dist_spk.segmentation.task import SEG_OBJECTIVE
+    from dist_spk.train.callbacks import EpochReport
+
+    config: SegConfig = config_from_dict("seg", payload["config"])
+    run_dir = Path(payload["run_dir"])
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    lightning.seed_everything(config.trainer.seed, workers=True, verbose=False)
+
+    protocol = load_protocol(config.data.root, config.data.protocol)
+    task = build_task(config, protocol, cache=payload["cache_file"])
+    model = build_model(config.model, task)
+    attach_optimizers(model, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor="loss/val")
+    shown = ("loss/train", "loss/val", "DiarizationErrorRate", "DiarizationErrorRate/Threshold")
+    callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown)]
+    if config.model.freeze_sincnet_epochs:
+        callbacks.append(FreezeSincNet(config.model.freeze_sincnet_epochs))
+    trainer = build_trainer(config, session, callbacks, run_dir=run_dir, progress_bar=not session.distributed)
+    allow_checkpoint_classes()
+    trainer.fit(model, ckpt_path=session.latest_checkpoint(), weights_only=True)

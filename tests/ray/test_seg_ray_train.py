@@ -1,0 +1,28 @@
+"""`dist-spk train seg --workers 2`: a real Ray Train worker group (DDP over gloo) on a local Ray."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def test_two_ray_workers_train_report_and_checkpoint(small_corpus, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-c", "from dist_spk.cli import main; main()", "train", "seg", "--data",
+         str(small_corpus / "diar"), "--out", str(out), "--workers", "2", "--set", "trainer.epochs=2"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [0, 1]
+    assert "world_rank=1" in result.stdout + result.stderr  # a second rank did run
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    reported = sorted((out / "ray" / "train").glob("checkpoint_*/checkpoint.ckpt"))
+    assert len(reported) == 2  # every epoch reported to Ray with its checkpoint (num_to_keep=2)
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2

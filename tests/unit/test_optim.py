@@ -1,0 +1,85 @@
+"""Optimizer and scheduler registries."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import torch
+from pytorch_optimizer import Lookahead
+
+from dist_spk.config.tasks import OptimConfig, SchedulerConfig
+from dist_spk.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+
+
+def _params():
+    return [torch.nn.Parameter(torch.ones(3))]
+
+
+def test_registries_cover_every_config_name():
+    hints = typing.get_type_hints(OptimConfig)
+    assert set(typing.get_args(hints["name"])) == set(OPTIMIZERS)
+    assert set(typing.get_args(typing.get_type_hints(SchedulerConfig)["name"])) == set(SCHEDULERS)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_each_optimizer_builds_and_steps(name):
+    params = _params()
+    optimizer = build_optimizer(params, OptimConfig(name=name, lr=0.1, weight_decay=0.01))
+    assert isinstance(optimizer, OPTIMIZERS[name])
+    (params[0] ** 2).sum().backward()
+    optimizer.step()
+    assert torch.all(params[0] < 1.0)
+
+
+def test_lookahead_wraps_any_optimizer_and_pulls_back():
+    params = _params()
+    optimizer = build_optimizer(params, OptimConfig(name="nadam", lr=0.1, lookahead=True, lookahead_k=2,
+                                                    lookahead_alpha=0.5))
+    assert isinstance(optimizer, Lookahead) and isinstance(optimizer, torch.optim.Optimizer)
+    for _ in range(2):
+        optimizer.zero_grad()
+        (params[0] ** 2).sum().backward()
+        optimizer.step()
+    assert "lookahead_state" in optimizer.state_dict()
+
+
+def _lrs(config: SchedulerConfig, epochs: int, lr: float = 1.0) -> list[float]:
+    optimizer = torch.optim.SGD(_params(), lr=lr)
+    scheduler = build_scheduler(optimizer, config, epochs=epochs, monitor="loss/val")["scheduler"]
+    values = []
+    for _ in range(epochs):
+        values.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return values
+
+
+def test_cosine_reaches_min_lr_at_the_end():
+    lrs = _lrs(SchedulerConfig(name="cosine", min_lr=0.1), epochs=11)
+    assert lrs[0] == pytest.approx(1.0)
+    assert lrs[5] == pytest.approx(0.55)  # half-way: (1 + 0.1) / 2
+    assert lrs[-1] == pytest.approx(0.1)
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_linear_warmup_then_cosine():
+    lrs = _lrs(SchedulerConfig(name="cosine", warmup_epochs=3), epochs=8)
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4] < 1.0
+
+
+def test_warm_restarts_and_constant():
+    lrs = _lrs(SchedulerConfig(name="cosine_restarts", restart_epochs=3), epochs=7)
+    assert lrs[0] == lrs[3] == lrs[6] == pytest.approx(1.0)
+    assert _lrs(SchedulerConfig(name="none"), epochs=4) == [1.0] * 4
+
+
+def test_plateau_reduces_when_the_metric_stalls():
+    optimizer = torch.optim.SGD(_params(), lr=1.0)
+    entry = build_scheduler(optimizer, SchedulerConfig(name="plateau", plateau_patience=1, plateau_factor=0.5),
+                            epochs=10, monitor="loss/val")
+    assert entry["monitor"] == "loss/val"
+    for value in [1.0, 1.0, 1.0, 1.0]:
+        entry["scheduler"].step(value)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
