@@ -361,6 +361,28 @@ def demo(
     _print_report(f"demo corpus {corpus / 'diar'}", rows, report.problems + speakers.problems, json_out=None)
     typer.echo(f"[demo] speakers: {len(speakers.manifest.speakers())} speakers, "
                f"{len(speakers.manifest.utterances)} utterances, {len(speakers.trials)} trials")
+    _demo_segmentation(corpus / "diar", out / "seg")
+
+
+def _demo_segmentation(data: Path, run: Path) -> None:
+    """Fine-tune PyanNet with the local preset (one Ray Train worker), then score it on the test split."""
+    import shutil
+
+    from dist_spk.config import load_config
+    from dist_spk.segmentation.evaluate import evaluate_segmentation
+    from dist_spk.segmentation.task import SEG_METRICS
+    from dist_spk.train.run import run_training
+
+    if (run / "summary.json").is_file():
+        typer.echo(f"[demo] segmentation already trained in {run}")
+    else:
+        shutil.rmtree(run, ignore_errors=True)  # what an interrupted demo left
+        typer.echo("[demo] fine-tuning the segmentation model (preset local, one Ray Train worker)")
+        summary = run_training("seg", load_config("seg", overrides=[f"data.root={data.resolve()}"]), out=run)
+        _print_summary(summary, SEG_METRICS)
+    typer.echo("[demo] evaluating the best checkpoint on the test split")
+    _print_metrics(f"segmentation on {data} (test)", evaluate_segmentation(run, data, split="test"),
+                   run / "test_metrics.json")
 
 
 def main() -> None:

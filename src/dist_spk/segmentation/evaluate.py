@@ -8,6 +8,7 @@ dev-set figures in ``metrics.jsonl``.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,5 +90,7 @@ def evaluate_segmentation(checkpoint: Path, data: Path, *, protocol: str = "", s
         model.task = task
         trainer = lightning.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=True,
                                     enable_model_summary=False)
-        (results,) = trainer.validate(model, verbose=False)
+        with warnings.catch_warnings():  # the task logs for a logger this one-off validation does not need
+            warnings.filterwarnings("ignore", message=r".*no logger configured.*")
+            (results,) = trainer.validate(model, verbose=False)
     return {name: float(results[name]) for name in SEG_METRICS if name in results}
