@@ -29,12 +29,14 @@ train_app = typer.Typer(help="Train one model (one run, no search).", no_args_is
 tune_app = typer.Typer(help="Hyper-parameter search with Ray Tune.", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate trained models.", no_args_is_help=True)
 report_app = typer.Typer(help="Tables and plots of finished experiments.", no_args_is_help=True)
+export_app = typer.Typer(help="Export trained models for use elsewhere.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 app.add_typer(train_app, name="train")
 app.add_typer(tune_app, name="tune")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(report_app, name="report")
+app.add_typer(export_app, name="export")
 
 Task = Annotated[str, typer.Argument(help="seg (segmentation) or spk (speaker encoder).")]
 Preset = Annotated[str, typer.Option("--preset", "-p", help="Named preset: local (2 CPU cores) or cluster (GPUs).")]
@@ -294,6 +296,30 @@ def train_seg(
     typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
 
 
+@train_app.command("spk")
+def train_spk(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Speaker dataset: VoxCeleb or Kaldi folder, CSV, or a "
+                                       "seed-layout diarization dataset.")],
+    out: Out,
+    preset: Preset = "local",
+    workers: Workers = None,
+    trials: Annotated[Path | None, typer.Option(help="VoxCeleb-format trial list (default ROOT/trials.txt, else "
+                                                "generated from held-out speakers).")] = None,
+    config: ConfigFile = None,
+    overrides: Overrides = None,
+    resume: Resume = False,
+) -> None:
+    """Train the speaker encoder (Conformer or ECAPA, AAM-softmax); EER on held-out speakers every epoch."""
+    from dist_spk.speaker.module import SPK_METRICS
+    from dist_spk.train.run import run_training
+
+    resolved = _resolve("spk", preset, config, overrides, **{"data.root": data.resolve(),
+                        "data.trials": trials.resolve() if trials else None, "trainer.workers": workers})
+    summary = run_training("spk", resolved, out=out, resume=resume)
+    _print_summary(summary, SPK_METRICS)
+    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
+
+
 # ---------------------------------------------------------------------------------------------
 # evaluate
 # ---------------------------------------------------------------------------------------------
@@ -331,6 +357,56 @@ def evaluate_seg(
 
     metrics = evaluate_segmentation(checkpoint, data, protocol=protocol, split=split)
     _print_metrics(f"{checkpoint} on {data} ({split})", metrics, out)
+
+
+@evaluate_app.command("spk")
+def evaluate_spk(
+    checkpoint: Annotated[Path, typer.Option(help="A checkpoint file, or a run directory (uses its best.ckpt).")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Speaker dataset the trial list refers to.")],
+    trials: Annotated[Path, typer.Option(help="VoxCeleb-format trial list (1 enroll test).")],
+    format: Annotated[str, typer.Option(help="auto, voxceleb, kaldi, csv or diarization.")] = "auto",
+    asnorm: Annotated[int, typer.Option(help="AS-norm cohort size (speakers outside the trials); 0 = off.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the metrics as JSON.")] = None,
+) -> None:
+    """EER, minDCF (p 0.01 and 0.05), clustering ARI/NMI on a trial list; AS-norm figures with --asnorm."""
+    from dist_spk.speaker.inference import evaluate_speaker
+
+    metrics = evaluate_speaker(checkpoint, data, trials, format=format, asnorm_cohort=asnorm)
+    _print_metrics(f"{checkpoint} on {trials}", metrics, out)
+
+
+@app.command("embed")
+def embed(
+    checkpoint: Annotated[Path, typer.Option(help="A speaker-encoder checkpoint or run directory.")],
+    audio: Annotated[list[Path], typer.Argument(help="Audio files to embed.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="NumPy .npz: one array per input file.")] = Path(
+        "embeddings.npz"),
+) -> None:
+    """Write speaker embeddings of audio files (whole files, 16 kHz after resampling)."""
+    import numpy as np
+
+    from dist_spk.data.speakers import Utterance
+    from dist_spk.speaker.inference import embed_utterances, load_speaker_module
+
+    missing = [str(p) for p in audio if not p.is_file()]
+    if missing:
+        raise DistSpkError(f"no such audio file: {', '.join(missing)}")
+    module = load_speaker_module(checkpoint)
+    utterances = [Utterance(str(p), p, "?") for p in audio]
+    embeddings = embed_utterances(module, utterances, max_seconds=float("inf"))
+    np.savez(out, **{str(p): e for p, e in zip(audio, embeddings, strict=True)})
+    typer.echo(f"wrote {out}: {len(audio)} embeddings of size {embeddings.shape[1]}")
+
+
+@export_app.command("spk")
+def export_spk(
+    checkpoint: Annotated[Path, typer.Option(help="A speaker-encoder checkpoint or run directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="TorchScript file to write.")] = Path("encoder.ts"),
+) -> None:
+    """Export the encoder to TorchScript: torch.jit.load(out)(wave (1, N), torch.tensor([N])) -> (1, emb)."""
+    from dist_spk.speaker.inference import export_torchscript
+
+    typer.echo(f"wrote {export_torchscript(checkpoint, out)}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -303,3 +303,7 @@ class SpkConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def problems(self) -> Problems:
+        if self.trainer.limit_val_batches is not None:
+            yield "trainer.limit_val_batches", "must be none: EER needs every held-out utterance embedded"

@@ -18,8 +18,8 @@ from pyannote.database.protocol import SpeakerDiarizationProtocol
 from dist_spk.config import config_from_dict
 from dist_spk.config.tasks import SegLossConfig
 from dist_spk.data.layout import PYANNOTE_SUBSET
-from dist_spk.errors import DistSpkError
-from dist_spk.train.run_dir import best_checkpoint
+from dist_spk.errors import ConfigError, DistSpkError
+from dist_spk.train.run_dir import resolve_checkpoint
 
 
 class SubsetProtocol(SpeakerDiarizationProtocol):
@@ -44,20 +44,6 @@ class SubsetProtocol(SpeakerDiarizationProtocol):
         return self._files()
 
 
-def resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
-    """(checkpoint file, run directory or None) for a checkpoint file or a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        checkpoint = best_checkpoint(path)
-        if not checkpoint.is_file():
-            raise DistSpkError(f"{path}: no checkpoints/best.ckpt in this run directory")
-        return checkpoint, path
-    if not path.is_file():
-        raise DistSpkError(f"{path}: no such checkpoint or run directory")
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-    return path, run_dir if run_dir and (run_dir / "config.yaml").is_file() else None
-
-
 def evaluate_segmentation(checkpoint: Path, data: Path, *, protocol: str = "", split: str = "test",
                           batch_size: int = 32) -> dict[str, float]:
     """Metrics of a segmentation checkpoint (file or run directory) on ``split`` of a dataset."""
@@ -72,7 +58,10 @@ def evaluate_segmentation(checkpoint: Path, data: Path, *, protocol: str = "", s
     checkpoint, run_dir = resolve_checkpoint(checkpoint)
     loss = SegLossConfig()
     if run_dir is not None:  # the run's own loss settings, so loss/val/* mean the same thing
-        loss = config_from_dict("seg", yaml.safe_load((run_dir / "config.yaml").read_text())).loss
+        try:
+            loss = config_from_dict("seg", yaml.safe_load((run_dir / "config.yaml").read_text())).loss
+        except ConfigError as err:
+            raise DistSpkError(f"{run_dir}: not a segmentation run ({err})") from None
     model = load_pretrained(str(checkpoint))
     specifications = model.specifications
     subset = PYANNOTE_SUBSET[split]

@@ -16,6 +16,7 @@ from dist_spk.errors import DistSpkError
 # task -> "module:function" of its worker loop (imported lazily: each pulls in torch and pyannote)
 LOOPS = {
     "seg": "dist_spk.train.seg_loop:train_segmentation",
+    "spk": "dist_spk.train.spk_loop:train_speaker",
 }
 
 

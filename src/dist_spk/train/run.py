@@ -44,9 +44,68 @@ def prepare_segmentation(config, run_dir: Path) -> dict[str, Any]:
     return {"cache_file": str(path.resolve())}
 
 
-CHECKS = {"seg": check_segmentation_data}
-PREPARES = {"seg": prepare_segmentation}
-OBJECTIVES = {"seg": "DiarizationErrorRate"}
+def _speaker_manifest(config):
+    from dist_spk.data.speakers import load_speakers
+
+    if not config.data.root:
+        raise DataError("data.root is not set: pass --data ROOT")
+    return load_speakers(config.data.root, format=config.data.format, min_seconds=config.data.min_segment_seconds,
+                         speaker_scope=config.data.speaker_scope)
+
+
+def _trials_path(config, manifest) -> Path | None:
+    if config.data.trials:
+        return Path(config.data.trials)
+    default = manifest.root / "trials.txt"
+    return default if default.is_file() else None
+
+
+def check_speaker_data(config) -> None:
+    """Decode every utterance and check the trial list; refuse to train on any error."""
+    from dist_spk.data.speakers import check_speakers
+
+    manifest = _speaker_manifest(config)
+    result = check_speakers(manifest, trials_path=_trials_path(config, manifest))
+    errors = [p for p in result.problems if p.severity == "error"]
+    if errors:
+        raise DataError(f"the dataset has {len(errors)} error(s); nothing was trained:\n" + format_problems(errors))
+
+
+def prepare_speaker(config, run_dir: Path) -> dict[str, Any]:
+    """Split speakers into training and trial speakers; write the manifests and trials into ``run_dir/data``.
+
+    As with VoxCeleb1, every speaker named in the trial list is held out of training; without a
+    list, ``data.heldout_fraction`` of the speakers are held out and a balanced list is generated.
+    """
+    from dist_spk.data.speakers import generate_trials, heldout_split
+    from dist_spk.data.trials import format_trials, parse_trials
+    from dist_spk.speaker.data import write_manifest
+    from dist_spk.train.spk_loop import data_dir
+
+    manifest = _speaker_manifest(config)
+    path = _trials_path(config, manifest)
+    if path is not None:
+        trials, _ = parse_trials(path)
+    else:
+        _, heldout = heldout_split(manifest, fraction=config.data.heldout_fraction, seed=config.trainer.seed)
+        trials = generate_trials(manifest, heldout, seed=config.trainer.seed)
+    keys = manifest.by_key()
+    trial_keys = sorted({t.enroll for t in trials} | {t.test for t in trials})
+    heldout_speakers = {keys[k].speaker for k in trial_keys}
+    train = [u for u in manifest.utterances if u.speaker not in heldout_speakers]
+    if len({u.speaker for u in train}) < 2:
+        raise DataError(f"{manifest.root}: fewer than two speakers remain for training once the "
+                        f"{len(heldout_speakers)} trial speakers are held out")
+    folder = data_dir(run_dir)
+    write_manifest(folder / "train.jsonl", train)
+    write_manifest(folder / "eval.jsonl", [keys[k] for k in trial_keys])
+    (folder / "trials.txt").write_text(format_trials(trials))
+    return {}
+
+
+CHECKS = {"seg": check_segmentation_data, "spk": check_speaker_data}
+PREPARES = {"seg": prepare_segmentation, "spk": prepare_speaker}
+OBJECTIVES = {"seg": "DiarizationErrorRate", "spk": "eer"}
 
 
 def summarize(run_dir: Path, objective: str, seconds: float) -> dict[str, Any]:

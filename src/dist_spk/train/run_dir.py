@@ -77,3 +77,17 @@ def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path | None:
             raise DistSpkError(f"{run_dir}: nothing to resume from ({last} is missing)")
         return None
     return last if resume else None
+
+
+def resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
+    """(checkpoint file, run directory or None) for a checkpoint file or a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        checkpoint = best_checkpoint(path)
+        if not checkpoint.is_file():
+            raise DistSpkError(f"{path}: no checkpoints/best.ckpt in this run directory")
+        return checkpoint, path
+    if not path.is_file():
+        raise DistSpkError(f"{path}: no such checkpoint or run directory")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    return path, run_dir if run_dir and (run_dir / "config.yaml").is_file() else None

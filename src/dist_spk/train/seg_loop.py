@@ -34,30 +34,6 @@ def build_task(config: SegConfig, protocol, *, cache: str | Path | None):
     )
 
 
-def build_trainer(config: SegConfig, session, callbacks: list, *, run_dir: Path, progress_bar: bool):
-    import lightning
-    from lightning.pytorch.loggers import CSVLogger
-
-    trainer = config.trainer
-    return session.prepare(lightning.Trainer(
-        max_epochs=trainer.epochs,
-        limit_train_batches=trainer.limit_train_batches,
-        limit_val_batches=trainer.limit_val_batches,
-        precision=trainer.precision,
-        gradient_clip_val=trainer.gradient_clip or None,
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=1,
-        enable_checkpointing=False,  # EpochReport writes last/best and reports them
-        enable_progress_bar=progress_bar,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        logger=CSVLogger(run_dir, name="lightning_logs"),
-        default_root_dir=run_dir,
-        callbacks=callbacks,
-        **session.lightning_kwargs(trainer),
-    ))
-
-
 def train_segmentation(payload: dict[str, Any], session) -> None:
     """Fine-tune PyanNet as ``payload["config"]`` says; report every validation epoch through ``session``."""
     import lightning
@@ -67,6 +43,7 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     from dist_spk.segmentation.model import FreezeSincNet, allow_checkpoint_classes, build_model
     from dist_spk.segmentation.task import SEG_OBJECTIVE
     from dist_spk.train.callbacks import EpochReport
+    from dist_spk.train.trainer import build_trainer
 
     config: SegConfig = config_from_dict("seg", payload["config"])
     run_dir = Path(payload["run_dir"])
@@ -81,6 +58,6 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown)]
     if config.model.freeze_sincnet_epochs:
         callbacks.append(FreezeSincNet(config.model.freeze_sincnet_epochs))
-    trainer = build_trainer(config, session, callbacks, run_dir=run_dir, progress_bar=not session.distributed)
+    trainer = build_trainer(config.trainer, session, callbacks, run_dir=run_dir)
     allow_checkpoint_classes()
-    trainer.fit(model, ckpt_path=session.latest_checkpoint(), weights_only=True)
+    trainer.fit(model, ckpt_path=session.latest_checkpoint(), weights_only=True)  # weights_only: no arbitrary code

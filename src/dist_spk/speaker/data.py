@@ -1,0 +1,199 @@
+"""Speaker-training data: random crops, speaker-balanced sampling, noise, reverb and speed perturbation.
+
+Manifests travel as JSON lines (``key path speaker start end``) written by the driver into the run
+directory, so workers on any node read the same lists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+from torch.utils.data import Dataset, Sampler
+
+from dist_spk.config.tasks import SpkDataConfig
+from dist_spk.data.audio import AUDIO_EXTENSIONS
+from dist_spk.data.speakers import Utterance
+from dist_spk.errors import ConfigError
+
+SAMPLE_RATE = 16000
+
+
+def write_manifest(path: Path, utterances: list[Utterance]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(asdict(u) | {"path": str(u.path)}) + "\n" for u in utterances))
+
+
+def read_manifest(path: Path) -> list[Utterance]:
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [Utterance(r["key"], Path(r["path"]), r["speaker"], r["start"], r["end"]) for r in rows]
+
+
+def read_audio(path: Path, *, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """Mono float32 at 16 kHz from ``start`` for ``seconds`` (all when None); resampled when needed."""
+    with soundfile.SoundFile(str(path)) as sound:
+        rate = sound.samplerate
+        sound.seek(int(round(start * rate)))
+        frames = -1 if seconds is None or not math.isfinite(seconds) else int(round(seconds * rate))
+        audio = sound.read(frames, dtype="float32", always_2d=True).mean(axis=1)
+    if rate != SAMPLE_RATE:
+        audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
+    return audio
+
+
+def fit_length(audio: np.ndarray, samples: int) -> np.ndarray:
+    """Exactly ``samples`` long: cut, or repeat a short utterance end to end (the usual speaker-training way)."""
+    if len(audio) == 0:
+        return np.zeros(samples, dtype=np.float32)
+    return np.tile(audio, math.ceil(samples / len(audio)))[:samples]
+
+
+def generated_rir(rng: np.random.Generator, *, rt60: float) -> np.ndarray:
+    """A synthetic room response: a direct path, then exponentially decaying noise reaching -60 dB at rt60."""
+    length = int(rt60 * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    rir = rng.standard_normal(length) * np.exp(-6.9 * t / rt60) * 0.3
+    rir[0] = 1.0
+    return (rir / np.sqrt(np.sum(rir**2))).astype(np.float32)
+
+
+def audio_files(folder: str, key: str) -> list[Path]:
+    root = Path(folder).expanduser()
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if root.is_dir() else []
+    if not files:
+        raise ConfigError(f"{key}: no audio files in {root}")
+    return files
+
+
+class WaveAugment:
+    """Additive noise from a folder and reverberation (given or generated RIRs), each with its probability."""
+
+    def __init__(self, config: SpkDataConfig):
+        self.noise_p = config.noise_probability
+        self.reverb_p = config.reverb_probability
+        self.noises = audio_files(config.noise_dir, "data.noise_dir") if config.noise_probability > 0 else []
+        self.rirs = audio_files(config.rir_dir, "data.rir_dir") if config.rir_dir and self.reverb_p > 0 else []
+
+    @property
+    def active(self) -> bool:
+        return self.noise_p > 0 or self.reverb_p > 0
+
+    def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self.reverb_p:
+            rir = (read_audio(self.rirs[rng.integers(len(self.rirs))]) if self.rirs
+                   else generated_rir(rng, rt60=rng.uniform(0.2, 0.8)))
+            wet = torchaudio.functional.fftconvolve(torch.from_numpy(audio), torch.from_numpy(rir)).numpy()
+            audio = wet[: len(audio)] * (np.std(audio) / (np.std(wet[: len(audio)]) + 1e-8))
+        if rng.random() < self.noise_p:
+            noise = fit_length(read_audio(self.noises[rng.integers(len(self.noises))]), len(audio))
+            offset = rng.integers(len(noise))
+            noise = np.roll(noise, -offset)
+            snr = rng.uniform(5, 20)
+            gain = np.sqrt(np.mean(audio**2) / (np.mean(noise**2) + 1e-10) / 10 ** (snr / 10))
+            audio = audio + gain * noise
+        return audio.astype(np.float32)
+
+
+class TrainCrops(Dataset):
+    """Random fixed-length crops. Item i is utterance ``i % U`` at speed ``speeds[i // U]``.
+
+    Speed perturbation (Kaldi style: tempo and pitch change together) makes each speed a new speaker:
+    label ``speed_index * num_speakers + speaker``.
+    """
+
+    def __init__(self, utterances: list[Utterance], speakers: list[str], config: SpkDataConfig, *, seed: int = 0):
+        self.utterances = utterances
+        self.index = {s: i for i, s in enumerate(speakers)}
+        self.speeds = [1.0, *[s for s in config.speed_perturb if s != 1.0]]
+        self.crop = int(config.crop_seconds * SAMPLE_RATE)
+        self.augment = WaveAugment(config)
+        self.seed = seed
+        self.calls = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.index) * len(self.speeds)
+
+    def labels(self) -> list[int]:
+        return [self.label(i) for i in range(len(self))]
+
+    def label(self, item: int) -> int:
+        speed_index, utterance = divmod(item, len(self.utterances))
+        return speed_index * len(self.index) + self.index[self.utterances[utterance].speaker]
+
+    def __len__(self) -> int:
+        return len(self.utterances) * len(self.speeds)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, int]:
+        speed_index, index = divmod(item, len(self.utterances))
+        speed = self.speeds[speed_index]
+        utterance = self.utterances[index]
+        rng = np.random.default_rng([self.seed, item, self.calls])
+        self.calls += 1
+        need = self.crop * speed  # samples to read before the speed change
+        length = (utterance.duration or soundfile.info(str(utterance.path)).duration - utterance.start) * SAMPLE_RATE
+        start = utterance.start + max(0.0, rng.uniform(0, max(0.0, length - need))) / SAMPLE_RATE
+        audio = read_audio(utterance.path, start=start, seconds=min(need, length) / SAMPLE_RATE)
+        if speed != 1.0:  # play it back faster/slower: resample as if recorded at rate * speed
+            audio = torchaudio.functional.resample(torch.from_numpy(audio), int(SAMPLE_RATE * speed),
+                                                   SAMPLE_RATE).numpy()
+        audio = fit_length(audio, self.crop)
+        if self.augment.active:
+            audio = self.augment(audio, rng)
+        return torch.from_numpy(audio), self.label(item)
+
+
+class BalancedSampler(Sampler[int]):
+    """Each draw picks a class uniformly, then one of its items uniformly; ``len(labels)`` draws per epoch."""
+
+    def __init__(self, labels: list[int], *, seed: int = 0):
+        self.by_class: dict[int, list[int]] = {}
+        for item, label in enumerate(labels):
+            self.by_class.setdefault(label, []).append(item)
+        self.classes = sorted(self.by_class)
+        self.size = len(labels)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        for label in rng.choice(self.classes, size=self.size):
+            items = self.by_class[int(label)]
+            yield items[rng.integers(len(items))]
+
+
+class EvalUtterances(Dataset):
+    """Whole utterances (capped at ``max_seconds``) for embedding, with their index."""
+
+    def __init__(self, utterances: list[Utterance], *, max_seconds: float = 20.0):
+        self.utterances = utterances
+        self.max_seconds = max_seconds
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
+        u = self.utterances[index]
+        seconds = min(self.max_seconds, u.duration) if u.duration is not None else self.max_seconds
+        audio = read_audio(u.path, start=u.start, seconds=seconds)
+        return index, torch.from_numpy(fit_length(audio, max(len(audio), 8000)))  # at least 0.5 s
+
+
+def pad_batch(items: list[tuple[int, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(indices, padded waves (B, N), lengths (B,))."""
+    indices = torch.tensor([i for i, _ in items])
+    lengths = torch.tensor([len(w) for _, w in items])
+    waves = torch.zeros(len(items), int(lengths.max()))
+    for row, (_, wave) in enumerate(items):
+        waves[row, : len(wave)] = wave
+    return indices, waves, lengths

@@ -1,0 +1,53 @@
+"""The speaker-encoder worker loop: one Ray Train worker (or the local process) trains the encoder.
+
+``payload``: ``config`` (SpkConfig as a dict) and ``run_dir``, whose ``data/`` folder the driver filled
+with ``train.jsonl``, ``eval.jsonl`` and ``trials.txt``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dist_spk.config import config_from_dict, to_dict
+
+
+def data_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "data"
+
+
+def train_speaker(payload: dict[str, Any], session) -> None:
+    """Train the speaker encoder as ``payload["config"]`` says; report every epoch through ``session``."""
+    import lightning
+    from torch.utils.data import DataLoader
+
+    from dist_spk.data.trials import parse_trials
+    from dist_spk.optim import attach_optimizers
+    from dist_spk.speaker.data import BalancedSampler, EvalUtterances, TrainCrops, pad_batch, read_manifest
+    from dist_spk.speaker.module import SPK_OBJECTIVE, SpeakerModule
+    from dist_spk.train.callbacks import EpochReport
+    from dist_spk.train.trainer import build_trainer
+
+    config = config_from_dict("spk", payload["config"])
+    run_dir = Path(payload["run_dir"])
+    lightning.seed_everything(config.trainer.seed, workers=True, verbose=False)
+    folder = data_dir(run_dir)
+    train = read_manifest(folder / "train.jsonl")
+    evaluation = read_manifest(folder / "eval.jsonl")
+    trials, _ = parse_trials(folder / "trials.txt")
+    speakers = sorted({u.speaker for u in train})
+
+    crops = TrainCrops(train, speakers, config.data, seed=config.trainer.seed + session.world_rank)
+    sampler = BalancedSampler(crops.labels(), seed=config.trainer.seed) if config.data.balanced_sampling else None
+    workers = config.data.loader_workers
+    train_loader = DataLoader(crops, batch_size=config.data.batch_size, sampler=sampler, shuffle=sampler is None,
+                              num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+    eval_loader = DataLoader(EvalUtterances(evaluation), batch_size=max(1, config.data.batch_size // 8),
+                             collate_fn=pad_batch, num_workers=workers)
+
+    module = SpeakerModule(to_dict(config), crops.num_classes)
+    module.set_evaluation(evaluation, trials)
+    attach_optimizers(module, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor=SPK_OBJECTIVE)
+    report = EpochReport(session, run_dir, objective=SPK_OBJECTIVE, shown=("loss", "accuracy", "eer", "min_dcf", "ari"))
+    trainer = build_trainer(config.trainer, session, [report], run_dir=run_dir)
+    trainer.fit(module, train_loader, eval_loader, ckpt_path=session.latest_checkpoint(), weights_only=True)

@@ -1,0 +1,87 @@
+"""Speaker-encoder training end to end on the synthetic corpus (plain Lightning), then evaluation and export."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from dist_spk.config import load_config
+from dist_spk.errors import DistSpkError
+from dist_spk.speaker.inference import evaluate_speaker, export_torchscript, load_speaker_module
+from dist_spk.speaker.module import SPK_METRICS
+from dist_spk.train.run import run_training
+from dist_spk.train.run_dir import read_metrics
+
+pytestmark = pytest.mark.slow
+
+
+def spk_config(root, **sets):
+    overrides = [f"data.root={root}", "trainer.workers=0", *(f"{k}={v}" for k, v in sets.items())]
+    return load_config("spk", preset_name="local", overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def spk_run(small_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("spk") / "run"
+    summary = run_training("spk", spk_config(small_corpus / "spk"), out=out)
+    return out, summary
+
+
+def test_local_preset_learns_speakers_far_better_than_chance(spk_run):
+    out, summary = spk_run
+    rows = read_metrics(out)
+    assert len(rows) == 20
+    for name in SPK_METRICS:
+        assert name in rows[0], name
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert summary["best"]["eer"] < 0.3  # chance is 0.5
+    assert rows[-1]["margin"] == pytest.approx(0.2)  # warmed up to the configured margin
+    assert rows[0]["margin"] < 0.2
+    # trial speakers are held out of training
+    data = (out / "data" / "train.jsonl").read_text()
+    trial_speakers = {line.split()[1].split("/")[0] for line in (out / "data" / "trials.txt").read_text().splitlines()}
+    assert not any(f'"speaker": "{s}"' in data for s in trial_speakers)
+
+
+def test_evaluate_matches_training_and_as_norm_runs(spk_run, small_corpus):
+    out, summary = spk_run
+    metrics = evaluate_speaker(out, small_corpus / "spk", small_corpus / "spk" / "trials.txt", asnorm_cohort=10)
+    assert metrics["eer"] == pytest.approx(summary["best"]["eer"], abs=1e-6)
+    assert metrics["trials"] == 560 and 0 <= metrics["eer_asnorm"] < 0.5
+
+
+def test_torchscript_export_gives_the_same_embeddings(spk_run, tmp_path):
+    path = export_torchscript(spk_run[0], tmp_path / "encoder.ts")
+    scripted = torch.jit.load(str(path))
+    module = load_speaker_module(spk_run[0])
+    for samples in (12000, 40000):
+        wave = torch.randn(1, samples)
+        with torch.inference_mode():
+            assert torch.allclose(scripted(wave, torch.tensor([samples])), module(wave, torch.tensor([samples])),
+                                  atol=1e-5)
+
+
+def test_resume_continues_and_wrong_checkpoints_are_refused(spk_run, small_corpus, tmp_path):
+    out = tmp_path / "resumed"
+    shutil.copytree(spk_run[0], out)
+    run_training("spk", spk_config(small_corpus / "spk", **{"trainer.epochs": 21}), out=out, resume=True)
+    assert [row["epoch"] for row in read_metrics(out)] == list(range(21))
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"garbage")
+    with pytest.raises(DistSpkError, match="not a readable checkpoint"):
+        load_speaker_module(broken)
+
+
+def test_trains_on_segments_cut_from_a_diarization_dataset(small_corpus, tmp_path):
+    # no trial list there: held-out speakers and a balanced list are generated
+    config = spk_config(small_corpus / "diar", **{"data.speaker_scope": "global", "trainer.epochs": 1,
+                                                  "data.heldout_fraction": 0.25})
+    run_training("spk", config, out=tmp_path / "diar-spk")
+    (row,) = read_metrics(tmp_path / "diar-spk")
+    assert 0.0 <= row["eer"] <= 1.0
+    trials = (tmp_path / "diar-spk" / "data" / "trials.txt").read_text().splitlines()
+    labels = np.array([int(line.split()[0]) for line in trials])
+    assert len(trials) > 0 and labels.mean() == pytest.approx(0.5)
