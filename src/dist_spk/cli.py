@@ -321,6 +321,96 @@ def train_spk(
 
 
 # ---------------------------------------------------------------------------------------------
+# tune
+# ---------------------------------------------------------------------------------------------
+
+Space = Annotated[Path | None, typer.Option(help="Search-space YAML (W&B sweep or Tune syntax); default: the "
+                                            "shipped space of the task.")]
+
+
+def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num_samples: int | None,
+          scheduler: str | None, search: str | None, workers_per_trial: int | None, gpus_per_worker: float | None,
+          resume: bool, config: Path | None, overrides: list[str] | None) -> None:
+    from dist_spk.train.run import OBJECTIVES
+    from dist_spk.tune.results import export_best, print_table, trial_rows, write_summary
+    from dist_spk.tune.runner import run_search
+    from dist_spk.tune.space import default_space_path, load_space
+
+    keys = {"data.root": data.resolve(), "search.num_samples": num_samples, "search.scheduler": scheduler,
+            "search.search": search, "trainer.workers": workers_per_trial, "trainer.gpus_per_worker": gpus_per_worker}
+    resolved = _resolve(task, preset, config, overrides, **keys)
+    params = load_space(space or default_space_path(task), task)
+    results = run_search(task, resolved, params, exp_dir=out, resume=resume)
+    trials = [(Path(r.path).name, {p.key: r.config.get(p.key) for p in params}, r.error is not None)
+              for r in results]
+    objective = OBJECTIVES[task]
+    rows = trial_rows(out.resolve(), objective=objective, epochs=resolved.trainer.epochs, trials=trials)
+    summary = write_summary(out, rows)
+    print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
+    best = export_best(out, rows, objective=objective)
+    stopped = sum(r["status"] == "stopped early" for r in rows)
+    typer.echo(f"{len(rows)} trials ({stopped} stopped early); {summary}; best: {best or 'none'}")
+    if best is None:
+        raise typer.Exit(1)
+
+
+@tune_app.command("seg")
+def tune_seg(
+    data: DataRoot, out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory.")],
+    preset: Preset = "local", space: Space = None,
+    num_samples: Annotated[int | None, typer.Option(help="Trials (default: the preset's).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="asha or fifo.")] = None,
+    search: Annotated[str | None, typer.Option(help="random or optuna (TPE).")] = None,
+    workers_per_trial: Annotated[int | None, typer.Option(help="Ray Train workers per trial.")] = None,
+    gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per worker (with trainer.use_gpu).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted search in --out.")] = False,
+    config: ConfigFile = None, overrides: Overrides = None,
+) -> None:
+    """Search segmentation fine-tuning hyper-parameters (objective: DiarizationErrorRate)."""
+    _tune("seg", data, out, preset, space, num_samples, scheduler, search, workers_per_trial, gpus_per_worker,
+          resume, config, overrides)
+
+
+@tune_app.command("spk")
+def tune_spk(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Speaker dataset (VoxCeleb, Kaldi, CSV, seed layout).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory.")],
+    preset: Preset = "local", space: Space = None,
+    num_samples: Annotated[int | None, typer.Option(help="Trials (default: the preset's).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="asha or fifo.")] = None,
+    search: Annotated[str | None, typer.Option(help="random or optuna (TPE).")] = None,
+    workers_per_trial: Annotated[int | None, typer.Option(help="Ray Train workers per trial.")] = None,
+    gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per worker (with trainer.use_gpu).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted search in --out.")] = False,
+    config: ConfigFile = None, overrides: Overrides = None,
+) -> None:
+    """Search speaker-encoder hyper-parameters (objective: eer)."""
+    _tune("spk", data, out, preset, space, num_samples, scheduler, search, workers_per_trial, gpus_per_worker,
+          resume, config, overrides)
+
+
+@tune_app.command("export-sweep")
+def tune_export_sweep(
+    task: Task,
+    space: Space = None,
+    method: Annotated[str, typer.Option(help="W&B sweep method: random, grid or bayes.")] = "bayes",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (default: print).")] = None,
+) -> None:
+    """Write the W&B sweep YAML equivalent to a search space."""
+    from dist_spk.train.run import OBJECTIVES
+    from dist_spk.tune.space import default_space_path, dump_sweep, load_space
+
+    if task not in OBJECTIVES:
+        raise DistSpkError(f"unknown task {task!r}; valid: {', '.join(OBJECTIVES)}")
+    text = dump_sweep(load_space(space or default_space_path(task), task), metric=OBJECTIVES[task], method=method)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")
+
+
+# ---------------------------------------------------------------------------------------------
 # evaluate
 # ---------------------------------------------------------------------------------------------
 

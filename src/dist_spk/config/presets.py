@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dist_spk.config.tasks import SegConfig, SpkConfig, TrainerConfig
+from dist_spk.config.tasks import SearchConfig, SegConfig, SpkConfig, TrainerConfig
 
 
 def _cpu_trainer(**changes: Any) -> TrainerConfig:
     base = dict(epochs=4, workers=1, use_gpu=False, cpus_per_worker=1, precision="32")
     return TrainerConfig(**(base | changes))
+
+
+def _local_search() -> SearchConfig:
+    """Six trials, ASHA after the first epoch halving the field: a real search in minutes on 2 cores."""
+    return SearchConfig(num_samples=6, grace_period=1, reduction_factor=2)
 
 
 def seg_local() -> SegConfig:
@@ -28,6 +33,7 @@ def seg_local() -> SegConfig:
     config.model.lstm_num_layers = 2
     config.model.linear_hidden_size = 64
     config.trainer = _cpu_trainer(epochs=4, limit_train_batches=20, limit_val_batches=10)
+    config.search = _local_search()
     return config
 
 
@@ -60,6 +66,7 @@ def spk_local() -> SpkConfig:
     config.head.margin_warmup_epochs = 2
     config.optim.lr = 3e-3
     config.trainer = _cpu_trainer(epochs=20)
+    config.search = _local_search()
     return config
 
 

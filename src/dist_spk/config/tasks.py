@@ -93,12 +93,13 @@ class TrainerConfig:
     workers: int = 1
     use_gpu: bool = True
     cpus_per_worker: int = 4
+    gpus_per_worker: float = 1.0  # with use_gpu; a fraction packs several workers on one GPU
     precision: Literal["32", "16-mixed", "bf16-mixed"] = "16-mixed"
     gradient_clip: float = 0.0  # 0 = no clipping
     seed: int = 0
 
     def problems(self) -> Problems:
-        yield from _positive(self, "epochs", "cpus_per_worker")
+        yield from _positive(self, "epochs", "cpus_per_worker", "gpus_per_worker")
         yield from _non_negative(self, "workers", "gradient_clip")
         for name in ("limit_train_batches", "limit_val_batches"):
             value = getattr(self, name)
@@ -106,6 +107,26 @@ class TrainerConfig:
                 yield name, f"must be > 0 or none, got {value}"
         if not self.use_gpu and self.precision == "16-mixed":
             yield "precision", "16-mixed needs a GPU; use 32 or bf16-mixed on the CPU"
+
+
+@dataclass
+class SearchConfig:
+    """Ray Tune search settings (``dist-spk tune``); the search space itself is a YAML file."""
+
+    num_samples: int = 32  # trials
+    scheduler: Literal["asha", "fifo"] = "asha"
+    search: Literal["random", "optuna"] = "random"
+    grace_period: int = 2  # ASHA: epochs every trial runs before it may be stopped
+    reduction_factor: int = 3  # ASHA: one trial in reduction_factor goes on at each rung
+    max_concurrent: int = 0  # 0 = as many as the cluster's resources fit
+    max_trial_failures: int = 1  # a failed trial is retried this many times
+    wandb_project: str = "dist-spk"
+
+    def problems(self) -> Problems:
+        yield from _positive(self, "num_samples", "grace_period")
+        yield from _non_negative(self, "max_concurrent", "max_trial_failures")
+        if self.reduction_factor < 2:
+            yield "reduction_factor", f"must be >= 2, got {self.reduction_factor}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,6 +226,7 @@ class SegConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,6 +325,7 @@ class SpkConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def problems(self) -> Problems:
         if self.trainer.limit_val_batches is not None:

@@ -59,7 +59,7 @@ def scaling_config(trainer: TrainerConfig):
 
     resources = {"CPU": trainer.cpus_per_worker}
     if trainer.use_gpu:
-        resources["GPU"] = 1
+        resources["GPU"] = trainer.gpus_per_worker
     return ScalingConfig(num_workers=trainer.workers, use_gpu=trainer.use_gpu, resources_per_worker=resources)
 
 

@@ -80,7 +80,6 @@ def prepare_speaker(config, run_dir: Path) -> dict[str, Any]:
     from dist_spk.data.speakers import generate_trials, heldout_split
     from dist_spk.data.trials import format_trials, parse_trials
     from dist_spk.speaker.data import write_manifest
-    from dist_spk.train.spk_loop import data_dir
 
     manifest = _speaker_manifest(config)
     path = _trials_path(config, manifest)
@@ -96,11 +95,11 @@ def prepare_speaker(config, run_dir: Path) -> dict[str, Any]:
     if len({u.speaker for u in train}) < 2:
         raise DataError(f"{manifest.root}: fewer than two speakers remain for training once the "
                         f"{len(heldout_speakers)} trial speakers are held out")
-    folder = data_dir(run_dir)
+    folder = Path(run_dir) / "data"
     write_manifest(folder / "train.jsonl", train)
     write_manifest(folder / "eval.jsonl", [keys[k] for k in trial_keys])
     (folder / "trials.txt").write_text(format_trials(trials))
-    return {}
+    return {"data_dir": str(folder.resolve())}
 
 
 CHECKS = {"seg": check_segmentation_data, "spk": check_speaker_data}

@@ -1,7 +1,7 @@
 """The speaker-encoder worker loop: one Ray Train worker (or the local process) trains the encoder.
 
-``payload``: ``config`` (SpkConfig as a dict) and ``run_dir``, whose ``data/`` folder the driver filled
-with ``train.jsonl``, ``eval.jsonl`` and ``trials.txt``.
+``payload``: ``config`` (SpkConfig as a dict), ``run_dir``, and ``data_dir``: the folder the driver
+filled with ``train.jsonl``, ``eval.jsonl`` and ``trials.txt`` (shared by every trial of a search).
 """
 
 from __future__ import annotations
@@ -10,10 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.config import config_from_dict, to_dict
-
-
-def data_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "data"
 
 
 def train_speaker(payload: dict[str, Any], session) -> None:
@@ -31,7 +27,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     config = config_from_dict("spk", payload["config"])
     run_dir = Path(payload["run_dir"])
     lightning.seed_everything(config.trainer.seed, workers=True, verbose=False)
-    folder = data_dir(run_dir)
+    folder = Path(payload["data_dir"])
     train = read_manifest(folder / "train.jsonl")
     evaluation = read_manifest(folder / "eval.jsonl")
     trials, _ = parse_trials(folder / "trials.txt")

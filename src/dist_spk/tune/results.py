@@ -1,0 +1,84 @@
+"""What a finished search leaves behind: ``summary.csv``, ``best/`` and a table on the terminal.
+
+Figures come from each trial's own ``metrics.jsonl``, so they are the same whether the search ran
+in one go or was resumed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from dist_spk.train.run_dir import best_checkpoint, read_metrics
+
+STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERROR = "completed", "stopped early", "error"
+
+
+def trial_rows(exp_dir: Path, *, objective: str, epochs: int, trials: list[tuple[str, dict, bool]]) -> list[dict]:
+    """One row per trial: id, status, epochs run, best objective (and its epoch), then the sampled params.
+
+    ``trials`` holds ``(trial id, sampled params, errored)``, as Ray Tune reports them.
+    """
+    rows = []
+    for trial_id, params, errored in trials:
+        history = read_metrics(exp_dir / "trials" / trial_id)
+        scored = [row for row in history if row.get(objective) is not None]
+        best = min(scored, key=lambda row: row[objective]) if scored else None
+        status = STATUS_ERROR if errored else STATUS_COMPLETED if len(history) >= epochs else STATUS_STOPPED
+        rows.append({"trial_id": trial_id, "status": status, "epochs": len(history),
+                     f"best_{objective}": best[objective] if best else None,
+                     "best_epoch": best["epoch"] if best else None, **params})
+    return sorted(rows, key=lambda r: (r[f"best_{objective}"] is None, r[f"best_{objective}"] or 0.0))
+
+
+def write_summary(exp_dir: Path, rows: list[dict]) -> Path:
+    path = exp_dir / "summary.csv"
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def export_best(exp_dir: Path, rows: list[dict], *, objective: str) -> Path | None:
+    """Copy the best trial's config, best checkpoint and metrics into ``EXP/best``."""
+    ranked = [r for r in rows if r[f"best_{objective}"] is not None]
+    if not ranked:
+        return None
+    best = ranked[0]
+    trial_dir = exp_dir / "trials" / best["trial_id"]
+    out = exp_dir / "best"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copyfile(trial_dir / "config.yaml", out / "config.yaml")
+    if best_checkpoint(trial_dir).is_file():
+        shutil.copyfile(best_checkpoint(trial_dir), out / "checkpoint.ckpt")
+    history = read_metrics(trial_dir)
+    epoch_row = next(row for row in history if row["epoch"] == best["best_epoch"])
+    (out / "metrics.json").write_text(json.dumps({"trial_id": best["trial_id"], "objective": objective,
+                                                  "best": epoch_row, "history": history}, indent=1))
+    return out
+
+
+def print_table(rows: list[dict], *, objective: str, params: list[str]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"trials by best {objective}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("trial", "status", "epochs", objective, *params):
+        table.add_column(column, justify="right" if column in ("epochs", objective) else "left")
+    for row in rows:
+        value = row[f"best_{objective}"]
+        table.add_row(row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}",
+                      *(_short(row.get(p)) for p in params))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)  # logs and CI: no wrapping
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,191 @@
+"""``dist-spk tune``: a Ray Tune search over one task's space, trials as Ray Train worker groups.
+
+Experiment directory ``EXP``::
+
+    EXP/config.yaml, EXP/space.yaml   the base config and the search space, as resolved
+    EXP/tune/                         Ray Tune's state (``--resume`` restores from it)
+    EXP/train/train-<trial id>/       each trial's Ray Train run and checkpoints
+    EXP/trials/<trial id>/            each trial's run directory (config.yaml, metrics.jsonl, checkpoints/)
+    EXP/cache/ or EXP/data/           what every trial shares (pyannote's metadata cache, speaker manifests)
+    EXP/wandb/                        offline W&B runs when no WANDB_API_KEY is set
+    EXP/summary.csv, EXP/best/        written when the search ends (see :mod:`dist_spk.tune.results`)
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dist_spk.config import save_config, to_dict
+from dist_spk.config.tasks import TrainerConfig
+from dist_spk.errors import ConfigError, DistSpkError
+from dist_spk.train.run import CHECKS, OBJECTIVES, PREPARES
+from dist_spk.tune.space import Param, to_param_space
+
+DRIVER_CPUS = 1.0  # each trial's driver holds one CPU outside its worker group (FINDINGS: Ray 2.60)
+
+
+def trial_need(trainer: TrainerConfig) -> dict[str, float]:
+    """What one trial occupies: its driver plus every worker bundle."""
+    need = {"CPU": DRIVER_CPUS + trainer.workers * trainer.cpus_per_worker}
+    if trainer.use_gpu:
+        need["GPU"] = trainer.workers * trainer.gpus_per_worker
+    return need
+
+
+def max_concurrent_trials(trainer: TrainerConfig, *, total: dict[str, float], nodes: list[dict[str, float]],
+                          requested: int = 0) -> int:
+    """How many trials fit at once without starving each other; a clear error when none fits.
+
+    Parameters
+    ----------
+    trainer
+        The trial shape (workers, CPUs and GPUs per worker).
+    total
+        The cluster's resources (``ray.cluster_resources()``).
+    nodes
+        Each node's resources: a worker bundle must fit on one node.
+    requested
+        A user cap (0 = none).
+    """
+    worker = {"CPU": trainer.cpus_per_worker, **({"GPU": trainer.gpus_per_worker} if trainer.use_gpu else {})}
+    if not any(all(node.get(k, 0) >= v for k, v in worker.items()) for node in nodes):
+        raise DistSpkError(f"a worker needs {worker} but no node of the cluster has that much "
+                           f"(nodes: {[{k: node.get(k, 0) for k in worker} for node in nodes]}); "
+                           "lower trainer.cpus_per_worker / trainer.gpus_per_worker")
+    need = trial_need(trainer)
+    fits = min(math.floor(total.get(k, 0) / v + 1e-9) for k, v in need.items() if v > 0)
+    if fits < 1:
+        raise DistSpkError(f"one trial needs {need} (1 driver CPU + {trainer.workers} workers) but the cluster "
+                           f"has {({k: total.get(k, 0) for k in need})}; use fewer --workers-per-trial")
+    return min(fits, requested) if requested else fits
+
+
+def connect_for_search(trainer: TrainerConfig) -> None:
+    """Join ``RAY_ADDRESS``, else start the local single-node test mode.
+
+    Locally, Ray gets one extra logical CPU per trial that fits: trial drivers only wait on their
+    worker group, so without them a 2-core machine would run a single 1-worker trial at a time.
+    """
+    import ray
+
+    from dist_spk.train.launch import connect_ray
+
+    if ray.is_initialized() or os.environ.get("RAY_ADDRESS"):
+        connect_ray()
+        return
+    cores = os.cpu_count() or 1
+    concurrent = max(1, cores // max(1, trainer.workers * trainer.cpus_per_worker))
+    ray.init(num_cpus=cores + concurrent, log_to_driver=True)
+
+
+def _scheduler(config, metric: str):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    search = config.search
+    if search.scheduler == "asha":
+        return ASHAScheduler(time_attr="training_iteration", metric=metric, mode="min", max_t=config.trainer.epochs,
+                             grace_period=min(search.grace_period, config.trainer.epochs),
+                             reduction_factor=search.reduction_factor)
+    return FIFOScheduler()
+
+
+def _search_algorithm(config, params: list[Param], metric: str, concurrent: int):
+    if config.search.search == "random":
+        return None  # Tune's BasicVariantGenerator: random sampling, grid values expanded
+    unsupported = [p.key for p in params if p.kind in ("grid", "normal", "qnormal")]
+    if unsupported:
+        raise ConfigError(f"search=optuna cannot sample {', '.join(unsupported)} (grid or normal); use "
+                          "values/uniform distributions or search=random")
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    return ConcurrencyLimiter(OptunaSearch(metric=metric, mode="min", seed=config.trainer.seed),
+                              max_concurrent=concurrent)
+
+
+def _wandb_callback(config, exp_dir: Path):
+    """Every trial a W&B run, grouped under the experiment; offline under EXP/wandb without an API key."""
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    offline = not os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") == "offline"
+    (exp_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"dir": str(exp_dir)}
+    if offline:
+        kwargs["mode"] = "offline"
+        os.environ["WANDB_MODE"] = "offline"  # Ray's callback asks for an API key unless this says offline
+    return WandbLoggerCallback(project=config.search.wandb_project, group=exp_dir.name, log_config=True,
+                               excludes=["checkpoint_path"], **kwargs), offline
+
+
+def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume: bool = False):
+    """Search ``params`` around the base ``config``; return Ray Tune's ResultGrid.
+
+    The dataset is checked and the shared data prepared before any Ray resource is taken.
+    """
+    from ray import tune
+
+    from dist_spk.tune.driver import trial_driver
+
+    exp_dir = Path(exp_dir).resolve()
+    state = exp_dir / "tune"
+    if state.exists() and not resume:
+        raise DistSpkError(f"{exp_dir} already holds a search; pass --resume to continue it, or choose another --out")
+    if resume and not state.exists():
+        raise DistSpkError(f"{exp_dir}: no search to resume (no {state})")
+    CHECKS[task](config)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, exp_dir)
+    (exp_dir / "space.yaml").write_text(yaml.safe_dump({"parameters": {p.key: p.to_wandb() for p in params}},
+                                                       sort_keys=False))
+    extras = PREPARES[task](config, exp_dir)
+    metric = OBJECTIVES[task]
+
+    connect_for_search(config.trainer)
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    concurrent = max_concurrent_trials(config.trainer, total=ray.cluster_resources(), nodes=nodes,
+                                       requested=config.search.max_concurrent)
+    trainable = tune.with_resources(
+        tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=str(exp_dir), extras=extras),
+        {"cpu": DRIVER_CPUS},
+    )
+    wandb_callback, offline = _wandb_callback(config, exp_dir)
+    if resume:
+        tuner = tune.Tuner.restore(str(state), trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=to_param_space(params),
+            tune_config=tune.TuneConfig(
+                scheduler=_scheduler(config, metric),
+                search_alg=_search_algorithm(config, params, metric, concurrent),
+                num_samples=config.search.num_samples,
+                max_concurrent_trials=concurrent,
+                trial_dirname_creator=lambda trial: trial.trial_id,
+            ),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=str(exp_dir),
+                callbacks=[wandb_callback],
+                failure_config=tune.FailureConfig(max_failures=config.search.max_trial_failures),
+                verbose=1,
+            ),
+        )
+    print(f"[tune] {config.search.num_samples} trials of {task}, {concurrent} at a time, scheduler "
+          f"{config.search.scheduler}, search {config.search.search}; objective {metric} (lower is better)",
+          flush=True)
+    results = tuner.fit()
+    # drop the W&B callback while Ray is still up: collected at interpreter exit, its __del__ fails noisily
+    del tuner, wandb_callback
+    gc.collect()
+    if offline:
+        print(f"[tune] W&B runs were written offline to {exp_dir / 'wandb'}; upload them with: "
+              f"wandb sync {exp_dir / 'wandb'}/offline-run-*", flush=True)
+    return results

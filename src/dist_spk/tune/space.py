@@ -1,0 +1,193 @@
+"""Search spaces in YAML: W&B sweep syntax or Tune style, keyed by dotted config keys.
+
+W&B sweep syntax (what ``wandb sweep`` reads; ``dist-spk tune export-sweep`` writes it back)::
+
+    parameters:
+      optim.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 3.0e-3}
+      optim.name: {values: [adam, adamw, radam, nadam]}
+      trainer.epochs: {value: 30}
+      head.margin: {distribution: q_uniform, min: 0.1, max: 0.4, q: 0.05}
+
+Tune style::
+
+    optim.lr: {loguniform: [1.0e-4, 3.0e-3]}
+    optim.name: {choice: [adam, adamw]}
+    data.batch_size: {grid: [32, 64]}
+
+Every key must be a key of the task's config and every fixed value must have its type: a typo is
+an error naming the file and the key before any trial starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dist_spk.config import TASKS, read_config_file
+from dist_spk.config.typed import convert, field_type
+from dist_spk.errors import ConfigError
+
+# W&B distribution -> (our kind, its argument names)
+WANDB_DISTRIBUTIONS = {
+    "constant": ("constant", ("value",)),
+    "categorical": ("choice", ("values",)),
+    "int_uniform": ("randint", ("min", "max")),
+    "uniform": ("uniform", ("min", "max")),
+    "q_uniform": ("quniform", ("min", "max", "q")),
+    "log_uniform_values": ("loguniform", ("min", "max")),
+    "q_log_uniform_values": ("qloguniform", ("min", "max", "q")),
+    "log_uniform": ("loguniform_exp", ("min", "max")),  # bounds are natural-log exponents
+    "normal": ("normal", ("mu", "sigma")),
+    "q_normal": ("qnormal", ("mu", "sigma", "q")),
+}
+TUNE_STYLE = {"choice", "grid", "uniform", "quniform", "loguniform", "qloguniform", "randint", "normal", "qnormal"}
+SPEC_KEYS = {"value", "values", "distribution", "min", "max"} | TUNE_STYLE
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched key: a kind (``constant choice grid uniform quniform loguniform qloguniform randint
+    normal qnormal``) and its arguments. ``randint`` bounds are inclusive, as in W&B."""
+
+    key: str
+    kind: str
+    args: tuple
+
+    def to_tune(self):
+        from ray import tune
+
+        a = self.args
+        makers = {
+            "constant": lambda: a[0],
+            "choice": lambda: tune.choice(list(a[0])),
+            "grid": lambda: tune.grid_search(list(a[0])),
+            "uniform": lambda: tune.uniform(a[0], a[1]),
+            "quniform": lambda: tune.quniform(a[0], a[1], a[2]),
+            "loguniform": lambda: tune.loguniform(a[0], a[1]),
+            "qloguniform": lambda: tune.qloguniform(a[0], a[1], a[2]),
+            "randint": lambda: tune.randint(a[0], a[1] + 1),  # Tune's upper bound is exclusive
+            "normal": lambda: tune.randn(a[0], a[1]),
+            "qnormal": lambda: tune.qrandn(a[0], a[1], a[2]),
+        }
+        return makers[self.kind]()
+
+    def to_wandb(self) -> dict[str, Any]:
+        a = self.args
+        if self.kind == "constant":
+            return {"value": a[0]}
+        if self.kind in ("choice", "grid"):
+            return {"values": list(a[0])}
+        names = {"uniform": ("uniform", "min", "max"), "quniform": ("q_uniform", "min", "max", "q"),
+                 "loguniform": ("log_uniform_values", "min", "max"),
+                 "qloguniform": ("q_log_uniform_values", "min", "max", "q"), "randint": ("int_uniform", "min", "max"),
+                 "normal": ("normal", "mu", "sigma"), "qnormal": ("q_normal", "mu", "sigma", "q")}[self.kind]
+        return {"distribution": names[0], **dict(zip(names[1:], a, strict=True))}
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections to dotted keys; a mapping holding spec keys is a leaf."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and not (set(value) & SPEC_KEYS):
+            flat |= _flatten(value, dotted)
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _parse(key: str, spec: Any, source: str) -> Param:
+    where = f"{source}: key '{key}'"
+    if not isinstance(spec, Mapping):
+        return Param(key, "constant", (spec,))  # a bare value
+    if "value" in spec:
+        return Param(key, "constant", (spec["value"],))
+    if "values" in spec and "distribution" not in spec:
+        return Param(key, "choice", (tuple(spec["values"]),))
+    if "distribution" in spec:
+        name = spec["distribution"]
+        if name not in WANDB_DISTRIBUTIONS:
+            raise ConfigError(f"{where}: unknown distribution {name!r}; valid: {', '.join(WANDB_DISTRIBUTIONS)}")
+        kind, names = WANDB_DISTRIBUTIONS[name]
+        missing = [n for n in names if n not in spec]
+        if missing:
+            raise ConfigError(f"{where}: distribution {name} needs {', '.join(names)}; missing {', '.join(missing)}")
+        args = tuple(tuple(spec[n]) if n == "values" else spec[n] for n in names)
+        if kind == "loguniform_exp":
+            return Param(key, "loguniform", (math.exp(args[0]), math.exp(args[1])))
+        return Param(key, kind, args)
+    kinds = set(spec) & TUNE_STYLE
+    if len(kinds) != 1 or len(spec) != 1:
+        styles = ", ".join(sorted(TUNE_STYLE))
+        raise ConfigError(f"{where}: expected one of value, values, distribution (W&B) or {styles} (Tune style); "
+                          f"got {', '.join(map(str, spec))}")
+    (kind,) = kinds
+    args = spec[kind]
+    if kind in ("choice", "grid"):
+        return Param(key, kind, (tuple(args),))
+    return Param(key, kind, tuple(args) if isinstance(args, list | tuple) else (args,))
+
+
+def _check(param: Param, cls: type, source: str) -> Param:
+    """The key exists in the config; fixed values have its type; bounds are ordered."""
+    tp = field_type(cls, param.key, source=source)
+    where = f"{source}: key '{param.key}'"
+    if param.kind == "constant":
+        return Param(param.key, "constant", (convert(tp, param.args[0], key=param.key, source=source),))
+    if param.kind in ("choice", "grid"):
+        if not param.args[0]:
+            raise ConfigError(f"{where}: an empty list of values")
+        values = tuple(convert(tp, v, key=param.key, source=source) for v in param.args[0])
+        return Param(param.key, param.kind, (values,))
+    expected = {"normal": 2, "qnormal": 3, "quniform": 3, "qloguniform": 3}.get(param.kind, 2)
+    if len(param.args) != expected or not all(isinstance(a, int | float) for a in param.args):
+        raise ConfigError(f"{where}: {param.kind} takes {expected} numbers, got {list(param.args)}")
+    if param.kind not in ("normal", "qnormal") and param.args[0] >= param.args[1]:
+        raise ConfigError(f"{where}: min must be below max, got {list(param.args)}")
+    if param.kind in ("loguniform", "qloguniform") and param.args[0] <= 0:
+        raise ConfigError(f"{where}: a log-uniform range must be positive, got {list(param.args)}")
+    if param.kind == "randint" and tp is not int:
+        raise ConfigError(f"{where}: int_uniform/randint needs an int key")
+    return param
+
+
+def parse_space(document: Mapping[str, Any], task: str, *, source: str = "space") -> list[Param]:
+    """Validated parameters of a search-space document (either syntax) for ``task``."""
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    tree = document.get("parameters", document) if "parameters" in document else document
+    if not isinstance(tree, Mapping) or not tree:
+        raise ConfigError(f"{source}: no parameters to search")
+    return [_check(_parse(key, spec, source), TASKS[task], source) for key, spec in _flatten(tree).items()]
+
+
+def load_space(path: str | Path, task: str) -> list[Param]:
+    return parse_space(read_config_file(path), task, source=str(path))
+
+
+def default_space_path(task: str) -> Path:
+    """The shipped space of a task (the seed teams' experiments)."""
+    return Path(__file__).parent / "spaces" / f"{task}.yaml"
+
+
+def to_param_space(params: list[Param]) -> dict[str, Any]:
+    """Tune's ``param_space``: dotted key -> domain (or fixed value)."""
+    return {p.key: p.to_tune() for p in params}
+
+
+def to_wandb_sweep(params: list[Param], *, metric: str, method: str = "bayes", program: str = "") -> dict:
+    """The equivalent W&B sweep configuration."""
+    sweep: dict[str, Any] = {"method": method, "metric": {"name": metric, "goal": "minimize"},
+                             "parameters": {p.key: p.to_wandb() for p in params}}
+    if program:
+        sweep["program"] = program
+    return sweep
+
+
+def dump_sweep(params: list[Param], *, metric: str, method: str = "bayes") -> str:
+    return yaml.safe_dump(to_wandb_sweep(params, metric=metric, method=method), sort_keys=False)
