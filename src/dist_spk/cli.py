@@ -28,14 +28,12 @@ config_app = typer.Typer(help="Show and validate run configs (presets, YAML file
 train_app = typer.Typer(help="Train one model (one run, no search).", no_args_is_help=True)
 tune_app = typer.Typer(help="Hyper-parameter search with Ray Tune.", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate trained models.", no_args_is_help=True)
-report_app = typer.Typer(help="Tables and plots of finished experiments.", no_args_is_help=True)
 export_app = typer.Typer(help="Export trained models for use elsewhere.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 app.add_typer(train_app, name="train")
 app.add_typer(tune_app, name="tune")
 app.add_typer(evaluate_app, name="evaluate")
-app.add_typer(report_app, name="report")
 app.add_typer(export_app, name="export")
 
 Task = Annotated[str, typer.Argument(help="seg (segmentation) or spk (speaker encoder).")]
@@ -331,62 +329,46 @@ Space = Annotated[Path | None, typer.Option(help="Search-space YAML (W&B sweep o
 def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num_samples: int | None,
           scheduler: str | None, search: str | None, workers_per_trial: int | None, gpus_per_worker: float | None,
           resume: bool, config: Path | None, overrides: list[str] | None) -> None:
-    from dist_spk.train.run import OBJECTIVES
-    from dist_spk.tune.results import export_best, print_table, trial_rows, write_summary
-    from dist_spk.tune.runner import run_search
+    from dist_spk.tune.runner import tune_task
     from dist_spk.tune.space import default_space_path, load_space
 
     keys = {"data.root": data.resolve(), "search.num_samples": num_samples, "search.scheduler": scheduler,
             "search.search": search, "trainer.workers": workers_per_trial, "trainer.gpus_per_worker": gpus_per_worker}
     resolved = _resolve(task, preset, config, overrides, **keys)
     params = load_space(space or default_space_path(task), task)
-    results = run_search(task, resolved, params, exp_dir=out, resume=resume)
-    trials = [(Path(r.path).name, {p.key: r.config.get(p.key) for p in params}, r.error is not None)
-              for r in results]
-    objective = OBJECTIVES[task]
-    rows = trial_rows(out.resolve(), objective=objective, epochs=resolved.trainer.epochs, trials=trials)
-    summary = write_summary(out, rows)
-    print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
-    best = export_best(out, rows, objective=objective)
+    rows, best = tune_task(task, resolved, params, exp_dir=out, resume=resume)
     stopped = sum(r["status"] == "stopped early" for r in rows)
-    typer.echo(f"{len(rows)} trials ({stopped} stopped early); {summary}; best: {best or 'none'}")
+    typer.echo(f"{len(rows)} trials ({stopped} stopped early); {out / 'summary.csv'}; best: {best or 'none'}; "
+               f"plots: dist-spk report {out}")
     if best is None:
         raise typer.Exit(1)
 
 
-@tune_app.command("seg")
-def tune_seg(
-    data: DataRoot, out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory.")],
-    preset: Preset = "local", space: Space = None,
-    num_samples: Annotated[int | None, typer.Option(help="Trials (default: the preset's).")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="asha or fifo.")] = None,
-    search: Annotated[str | None, typer.Option(help="random or optuna (TPE).")] = None,
-    workers_per_trial: Annotated[int | None, typer.Option(help="Ray Train workers per trial.")] = None,
-    gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per worker (with trainer.use_gpu).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted search in --out.")] = False,
-    config: ConfigFile = None, overrides: Overrides = None,
-) -> None:
-    """Search segmentation fine-tuning hyper-parameters (objective: DiarizationErrorRate)."""
-    _tune("seg", data, out, preset, space, num_samples, scheduler, search, workers_per_trial, gpus_per_worker,
-          resume, config, overrides)
+def _tune_command(task: str, objective: str):
+    """The ``dist-spk tune <task>`` command: both tasks take the same options."""
+
+    def command(
+        data: Annotated[Path, typer.Option("--data", "-d", help="Dataset: a seed-layout folder or database.yml "
+                                           "(seg); a VoxCeleb/Kaldi folder, CSV or seed layout (spk).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory.")],
+        preset: Preset = "local", space: Space = None,
+        num_samples: Annotated[int | None, typer.Option(help="Trials (default: the preset's).")] = None,
+        scheduler: Annotated[str | None, typer.Option(help="asha or fifo.")] = None,
+        search: Annotated[str | None, typer.Option(help="random or optuna (TPE).")] = None,
+        workers_per_trial: Annotated[int | None, typer.Option(help="Ray Train workers per trial.")] = None,
+        gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per worker (with trainer.use_gpu).")] = None,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted search in --out.")] = False,
+        config: ConfigFile = None, overrides: Overrides = None,
+    ) -> None:
+        _tune(task, data, out, preset, space, num_samples, scheduler, search, workers_per_trial, gpus_per_worker,
+              resume, config, overrides)
+
+    command.__doc__ = f"Search {objective[0]} hyper-parameters (objective: {objective[1]}, lower is better)."
+    return command
 
 
-@tune_app.command("spk")
-def tune_spk(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Speaker dataset (VoxCeleb, Kaldi, CSV, seed layout).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory.")],
-    preset: Preset = "local", space: Space = None,
-    num_samples: Annotated[int | None, typer.Option(help="Trials (default: the preset's).")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="asha or fifo.")] = None,
-    search: Annotated[str | None, typer.Option(help="random or optuna (TPE).")] = None,
-    workers_per_trial: Annotated[int | None, typer.Option(help="Ray Train workers per trial.")] = None,
-    gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per worker (with trainer.use_gpu).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted search in --out.")] = False,
-    config: ConfigFile = None, overrides: Overrides = None,
-) -> None:
-    """Search speaker-encoder hyper-parameters (objective: eer)."""
-    _tune("spk", data, out, preset, space, num_samples, scheduler, search, workers_per_trial, gpus_per_worker,
-          resume, config, overrides)
+tune_app.command("seg")(_tune_command("seg", ("segmentation fine-tuning", "DiarizationErrorRate")))
+tune_app.command("spk")(_tune_command("spk", ("speaker-encoder", "eer")))
 
 
 @tune_app.command("export-sweep")
@@ -408,6 +390,16 @@ def tune_export_sweep(
     else:
         out.write_text(text)
         typer.echo(f"wrote {out}")
+
+
+@app.command("report")
+def report(exp: Annotated[Path, typer.Argument(help="An experiment directory written by 'dist-spk tune'.")]) -> None:
+    """Draw an experiment's plots into EXP/plots: optimisation history, learning curves, parallel coordinates,
+    parameter importance."""
+    from dist_spk.tune.plots import draw_report
+
+    for path in draw_report(exp):
+        typer.echo(f"wrote {path}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,28 +519,39 @@ def demo(
     _print_report(f"demo corpus {corpus / 'diar'}", rows, report.problems + speakers.problems, json_out=None)
     typer.echo(f"[demo] speakers: {len(speakers.manifest.speakers())} speakers, "
                f"{len(speakers.manifest.utterances)} utterances, {len(speakers.trials)} trials")
-    _demo_segmentation(corpus / "diar", out / "seg")
+    _demo_search("seg", corpus / "diar", out / "tune-seg")
+    _demo_search("spk", corpus / "spk", out / "tune-spk")
+    typer.echo("[demo] scoring the best models")
+    from dist_spk.segmentation.evaluate import evaluate_segmentation
+    from dist_spk.speaker.inference import evaluate_speaker
+
+    _print_metrics(f"best segmentation model on {corpus / 'diar'} (test split)",
+                   evaluate_segmentation(out / "tune-seg" / "best" / "checkpoint.ckpt", corpus / "diar", split="test"),
+                   out / "tune-seg" / "best" / "test_metrics.json")
+    _print_metrics(f"best speaker encoder on {corpus / 'spk'} held-out trials",
+                   evaluate_speaker(out / "tune-spk" / "best" / "checkpoint.ckpt", corpus / "spk",
+                                    corpus / "spk" / "trials.txt"),
+                   out / "tune-spk" / "best" / "test_metrics.json")
 
 
-def _demo_segmentation(data: Path, run: Path) -> None:
-    """Fine-tune PyanNet with the local preset (one Ray Train worker), then score it on the test split."""
+def _demo_search(task: str, data: Path, exp: Path) -> None:
+    """A local ASHA search of the task's shipped space with the local preset, then its plots."""
     import shutil
 
     from dist_spk.config import load_config
-    from dist_spk.segmentation.evaluate import evaluate_segmentation
-    from dist_spk.segmentation.task import SEG_METRICS
-    from dist_spk.train.run import run_training
+    from dist_spk.tune.plots import draw_report
+    from dist_spk.tune.runner import tune_task
+    from dist_spk.tune.space import default_space_path, load_space
 
-    if (run / "summary.json").is_file():
-        typer.echo(f"[demo] segmentation already trained in {run}")
+    if (exp / "summary.csv").is_file():
+        typer.echo(f"[demo] {task} search already done in {exp}")
     else:
-        shutil.rmtree(run, ignore_errors=True)  # what an interrupted demo left
-        typer.echo("[demo] fine-tuning the segmentation model (preset local, one Ray Train worker)")
-        summary = run_training("seg", load_config("seg", overrides=[f"data.root={data.resolve()}"]), out=run)
-        _print_summary(summary, SEG_METRICS)
-    typer.echo("[demo] evaluating the best checkpoint on the test split")
-    _print_metrics(f"segmentation on {data} (test)", evaluate_segmentation(run, data, split="test"),
-                   run / "test_metrics.json")
+        shutil.rmtree(exp, ignore_errors=True)  # what an interrupted demo left
+        typer.echo(f"[demo] searching {task} hyper-parameters (local preset: ASHA over 6 trials, Ray on this machine)")
+        config = load_config(task, overrides=[f"data.root={data.resolve()}"])
+        tune_task(task, config, load_space(default_space_path(task), task), exp_dir=exp)
+    for path in draw_report(exp):
+        typer.echo(f"[demo] plot: {path}")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,37 @@ def connect_ray() -> None:
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
 
 
+def check_shared_storage(path: Path) -> None:
+    """On a multi-node cluster, every node must see ``path`` (checkpoints, caches, run directories).
+
+    A probe file is written here and looked for by a task pinned to each alive node; a node that
+    cannot see it means ``path`` is node-local, and trials would lose their checkpoints.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) < 2:
+        return
+    probe = Path(path).resolve() / f".storage-probe-{uuid.uuid4().hex}"
+    probe.parent.mkdir(parents=True, exist_ok=True)
+    probe.write_text("dist_spk")
+
+    @ray.remote(num_cpus=0)
+    def sees(file: str) -> bool:
+        return Path(file).is_file()
+
+    try:
+        checks = {n["NodeManagerAddress"]: sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n["NodeID"], soft=False)).remote(str(probe)) for n in nodes}
+        blind = [address for address, ref in checks.items() if not ray.get(ref, timeout=120)]
+    finally:
+        probe.unlink(missing_ok=True)
+    if blind:
+        raise DistSpkError(f"{Path(path).resolve()} is not visible from node(s) {', '.join(blind)}: on a multi-node "
+                           "cluster put --out (and data.cache_dir) on storage every node mounts (NFS, EFS)")
+
+
 def scaling_config(trainer: TrainerConfig):
     from ray.train import ScalingConfig
 
@@ -70,6 +102,7 @@ def run_ray_train(payload: dict[str, Any], trainer: TrainerConfig, *, storage: P
     from ray.train.torch import TorchTrainer
 
     connect_ray()
+    check_shared_storage(storage)
     run_config = RunConfig(
         name=name,
         storage_path=str(Path(storage).resolve()),

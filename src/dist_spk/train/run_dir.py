@@ -80,14 +80,15 @@ def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path | None:
 
 
 def resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
-    """(checkpoint file, run directory or None) for a checkpoint file or a run directory."""
+    """(checkpoint file, folder holding its config.yaml, or None) for a checkpoint, a run directory or
+    a search's ``EXP/best``."""
     path = Path(path)
     if path.is_dir():
-        checkpoint = best_checkpoint(path)
-        if not checkpoint.is_file():
-            raise DistSpkError(f"{path}: no checkpoints/best.ckpt in this run directory")
-        return checkpoint, path
+        for checkpoint in (best_checkpoint(path), path / "checkpoint.ckpt"):
+            if checkpoint.is_file():
+                return checkpoint, path if (path / "config.yaml").is_file() else None
+        raise DistSpkError(f"{path}: neither checkpoints/best.ckpt (a run) nor checkpoint.ckpt (EXP/best) here")
     if not path.is_file():
         raise DistSpkError(f"{path}: no such checkpoint or run directory")
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-    return path, run_dir if run_dir and (run_dir / "config.yaml").is_file() else None
+    owner = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+    return path, owner if (owner / "config.yaml").is_file() else None

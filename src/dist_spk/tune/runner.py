@@ -149,6 +149,9 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
     connect_for_search(config.trainer)
     import ray
 
+    from dist_spk.train.launch import check_shared_storage
+
+    check_shared_storage(exp_dir)
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     concurrent = max_concurrent_trials(config.trainer, total=ray.cluster_resources(), nodes=nodes,
                                        requested=config.search.max_concurrent)
@@ -189,3 +192,19 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
         print(f"[tune] W&B runs were written offline to {exp_dir / 'wandb'}; upload them with: "
               f"wandb sync {exp_dir / 'wandb'}/offline-run-*", flush=True)
     return results
+
+
+def tune_task(task: str, config, params: list[Param], *, exp_dir: Path, resume: bool = False
+              ) -> tuple[list[dict], Path | None]:
+    """Run the search, then write ``summary.csv`` and ``best/`` and print the table; return (rows, best dir)."""
+    from dist_spk.tune.results import export_best, print_table, trial_rows, write_summary
+
+    results = run_search(task, config, params, exp_dir=exp_dir, resume=resume)
+    exp_dir = Path(exp_dir).resolve()
+    trials = [(Path(r.path).name, {p.key: r.config.get(p.key) for p in params}, r.error is not None)
+              for r in results]
+    objective = OBJECTIVES[task]
+    rows = trial_rows(exp_dir, objective=objective, epochs=config.trainer.epochs, trials=trials)
+    write_summary(exp_dir, rows)
+    print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
+    return rows, export_best(exp_dir, rows, objective=objective)

@@ -1,0 +1,144 @@
+"""`dist-spk tune` on a local Ray: ASHA, Optuna, W&B offline runs, resume after a kill, a killed worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.wandb_records import config as wandb_config
+from tests.wandb_records import history as wandb_history
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SPACE = """
+parameters:
+  optim.lr: {distribution: log_uniform_values, min: 1.0e-3, max: 1.0e-2}
+  head.margin: {distribution: uniform, min: 0.1, max: 0.3}
+"""
+
+
+def tune_command(corpus: Path, exp: Path, space: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-c", "from dist_spk.cli import main; main()", "tune", "spk", "--data",
+            str(corpus / "spk"), "--out", str(exp), "--space", str(space), "--set", "data.batch_size=64", *extra]
+
+
+def run(command: list[str], timeout: int = 1200) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def metrics_of(exp: Path) -> dict[str, list[dict]]:
+    return {trial.name: [json.loads(line) for line in (trial / "metrics.jsonl").read_text().splitlines()]
+            for trial in sorted((exp / "trials").iterdir()) if (trial / "metrics.jsonl").is_file()}
+
+
+@pytest.fixture
+def space(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE)
+    return path
+
+
+def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(small_corpus, tmp_path, space):
+    exp = tmp_path / "exp"
+    started = time.perf_counter()
+    result = run(tune_command(small_corpus, exp, space, "--num-samples", "6", "--set", "trainer.epochs=4",
+                              "--set", "search.grace_period=1", "--set", "search.reduction_factor=2"))
+    print(f"6-trial ASHA search: {time.perf_counter() - started:.0f} s")
+    assert "2 at a time" in result.stdout  # 2 cores: both run at once
+    rows = (exp / "summary.csv").read_text().splitlines()
+    assert len(rows) == 7
+    histories = metrics_of(exp)
+    assert len(histories) == 6
+    assert any(len(h) < 4 for h in histories.values())  # ASHA stopped a trial early
+    assert any(len(h) == 4 for h in histories.values())
+    assert "stopped early" in (exp / "summary.csv").read_text()
+    best = json.loads((exp / "best" / "metrics.json").read_text())
+    assert best["best"]["eer"] == min(row["eer"] for h in histories.values() for row in h)
+    assert (exp / "best" / "checkpoint.ckpt").is_file()
+    # every trial is a W&B run holding its per-epoch metrics and its sampled config
+    runs = sorted((exp / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 6
+    for path in runs:
+        trial = path.stem.removeprefix("run-")
+        logged = [row["eer"] for row in wandb_history(path) if "eer" in row]
+        # a stopped trial's worker may finish one more epoch before Tune's stop reaches it
+        assert 1 <= len(logged) <= len(histories[trial])
+        assert logged == pytest.approx([row["eer"] for row in histories[trial][: len(logged)]])
+        assert 1e-3 <= wandb_config(path)["optim.lr"] <= 1e-2
+    assert "wandb sync" in result.stdout
+
+
+def test_optuna_search_one_trial_at_a_time(small_corpus, tmp_path, space):
+    exp = tmp_path / "exp"
+    run(tune_command(small_corpus, exp, space, "--num-samples", "3", "--search", "optuna", "--scheduler", "fifo",
+                     "--set", "trainer.epochs=2", "--set", "search.max_concurrent=1"))
+    histories = metrics_of(exp)
+    assert len(histories) == 3 and all(len(h) == 2 for h in histories.values())
+    assert list((exp / "tune").glob("searcher-state-*.pkl"))  # OptunaSearch saved its study
+    # one at a time: each trial started after the previous one finished
+    spans = sorted((h[0]["step"], path) for path, h in histories.items())
+    assert len(spans) == 3
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def test_resume_after_the_search_is_killed_does_not_rerun_finished_trials(small_corpus, tmp_path, space):
+    exp = tmp_path / "exp"
+    command = tune_command(small_corpus, exp, space, "--num-samples", "3", "--scheduler", "fifo",
+                           "--set", "trainer.epochs=3", "--set", "search.max_concurrent=1")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 900
+    try:
+        while time.time() < deadline:  # wait for one finished trial and a second one under way
+            histories = metrics_of(exp) if (exp / "trials").is_dir() else {}
+            if sum(len(h) == 3 for h in histories.values()) >= 1 and len(histories) >= 2:
+                break
+            time.sleep(2)
+        else:
+            pytest.fail("the search never finished a first trial")
+    finally:
+        _kill_group(process)
+    finished = {trial: h for trial, h in metrics_of(exp).items() if len(h) == 3}
+    run(command + ["--resume"])
+    after = metrics_of(exp)
+    assert len(after) == 3
+    for trial, history in after.items():
+        assert [row["epoch"] for row in history] == [0, 1, 2], trial  # no epoch twice
+    for trial, history in finished.items():
+        assert after[trial] == history  # finished trials were not trained again
+
+
+def test_a_killed_worker_restarts_from_its_checkpoint(small_corpus, tmp_path, space):
+    exp = tmp_path / "exp"
+    command = tune_command(small_corpus, exp, space, "--num-samples", "1", "--scheduler", "fifo",
+                           "--set", "trainer.epochs=5")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 600
+    killed = None
+    while time.time() < deadline and killed is None:
+        histories = metrics_of(exp) if (exp / "trials").is_dir() else {}
+        if any(len(h) >= 2 for h in histories.values()):
+            pids = subprocess.run(["pgrep", "-f", "ray::RayTrainWorker"], capture_output=True, text=True).stdout.split()
+            if pids:
+                killed = int(pids[0])
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(1)
+    assert killed is not None, "no worker to kill"
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output[-4000:]
+    (history,) = metrics_of(exp).values()
+    assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]  # resumed, nothing repeated or lost

@@ -1,0 +1,136 @@
+"""Search spaces (W&B and Tune syntax), resources, trial configs, results and plots: no Ray cluster."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from dist_spk.config import load_config, to_dict
+from dist_spk.config.tasks import TrainerConfig
+from dist_spk.errors import ConfigError, DistSpkError
+from dist_spk.tune.driver import trial_config
+from dist_spk.tune.runner import max_concurrent_trials, trial_need
+from dist_spk.tune.space import default_space_path, dump_sweep, load_space, parse_space, to_param_space
+
+
+def test_wandb_and_tune_syntax_give_the_same_params():
+    wandb = {"method": "bayes", "parameters": {
+        "optim.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2},
+        "optim.name": {"values": ["adam", "nadam"]},
+        "trainer.epochs": {"value": 3},
+        "head.margin": {"distribution": "q_uniform", "min": 0.1, "max": 0.4, "q": 0.05},
+        "model.num_blocks": {"distribution": "int_uniform", "min": 2, "max": 6}}}
+    tune_style = {"optim": {"lr": {"loguniform": [1e-4, 1e-2]}, "name": {"choice": ["adam", "nadam"]}},
+                  "trainer.epochs": 3, "head.margin": {"quniform": [0.1, 0.4, 0.05]},
+                  "model.num_blocks": {"randint": [2, 6]}}
+    assert sorted(parse_space(wandb, "spk"), key=str) == sorted(parse_space(tune_style, "spk"), key=str)
+
+
+def test_export_sweep_round_trips(tmp_path):
+    params = load_space(default_space_path("spk"), "spk")
+    (tmp_path / "sweep.yaml").write_text(dump_sweep(params, metric="eer"))
+    sweep = yaml.safe_load((tmp_path / "sweep.yaml").read_text())
+    assert sweep["metric"] == {"name": "eer", "goal": "minimize"}
+    assert parse_space(sweep, "spk") == params
+
+
+def test_randint_bounds_are_inclusive_and_samples_have_the_config_types():
+    (blocks,) = parse_space({"model.num_blocks": {"randint": [2, 3]}}, "spk")
+    domain = blocks.to_tune()
+    samples = {domain.sample() for _ in range(200)}
+    assert samples == {2, 3}
+    base = to_dict(load_config("spk"))
+    config = trial_config("spk", base, {"model.num_blocks": domain.sample(), "optim.lr": 0.01,
+                                        "optim.name": "nadam", "data.speed_perturb": [0.9, 1.1]})
+    assert config.model.num_blocks in (2, 3) and config.optim.name == "nadam"
+    assert config.data.speed_perturb == [0.9, 1.1]
+    assert base["optim"]["name"] == "adam"  # the base is not modified
+
+
+@pytest.mark.parametrize(("space", "message"), [
+    ({"optim.lrr": {"values": [1]}}, "unknown key 'optim.lrr'"),
+    ({"optim.name": {"values": ["adam", "adamz"]}}, "key 'optim.name' expects"),
+    ({"optim.lr": {"distribution": "log_uniform_values", "min": 1e-2, "max": 1e-4}}, "min must be below max"),
+    ({"optim.lr": {"distribution": "log_uniform_values", "min": 0, "max": 1}}, "must be positive"),
+    ({"optim.lr": {"distribution": "beta", "min": 0, "max": 1}}, "unknown distribution 'beta'"),
+    ({"optim.lr": {"distribution": "uniform", "min": 0}}, "missing max"),
+    ({"trainer.gradient_clip": {"randint": [1, 3]}}, "needs an int key"),
+    ({"optim.lr": {"uniform": [1, 2], "extra": 1}}, "expected one of value, values"),
+    ({"optim.lr": {"wat": [1, 2]}}, "'optim.lr' is a value, not a section"),
+    ({}, "no parameters"),
+])
+def test_bad_spaces_name_the_file_and_key(space, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_space(space, "seg", source="space.yaml")
+
+
+def test_shipped_spaces_are_valid_and_reproduce_the_seed_knobs():
+    seg = {p.key for p in load_space(default_space_path("seg"), "seg")}
+    assert {"optim.name", "optim.lookahead", "scheduler.name", "loss.name", "data.batch_size", "optim.lr",
+            "augment.probability"} <= seg
+    spk = {p.key for p in load_space(default_space_path("spk"), "spk")}
+    assert {"model.emb_size", "head.margin", "head.scale", "optim.lr", "model.num_blocks"} <= spk
+    assert set(to_param_space(load_space(default_space_path("spk"), "spk"))) == spk
+
+
+def test_concurrency_counts_the_driver_and_every_worker():
+    gpu = TrainerConfig(workers=2, use_gpu=True, cpus_per_worker=4, gpus_per_worker=1)
+    assert trial_need(gpu) == {"CPU": 9, "GPU": 2}
+    nodes = [{"CPU": 32, "GPU": 4}] * 4
+    assert max_concurrent_trials(gpu, total={"CPU": 128, "GPU": 16}, nodes=nodes) == 8  # GPUs bound it
+    assert max_concurrent_trials(gpu, total={"CPU": 128, "GPU": 16}, nodes=nodes, requested=3) == 3
+    cpu = TrainerConfig(workers=1, use_gpu=False, cpus_per_worker=1)
+    assert max_concurrent_trials(cpu, total={"CPU": 4}, nodes=[{"CPU": 4}]) == 2
+    with pytest.raises(DistSpkError, match="no node of the cluster has that much"):
+        max_concurrent_trials(TrainerConfig(workers=1, use_gpu=True, gpus_per_worker=2),
+                              total={"CPU": 16, "GPU": 4}, nodes=[{"CPU": 8, "GPU": 1}] * 4)
+    with pytest.raises(DistSpkError, match="use fewer --workers-per-trial"):
+        max_concurrent_trials(TrainerConfig(workers=4, use_gpu=False, cpus_per_worker=1), total={"CPU": 4},
+                              nodes=[{"CPU": 4}])
+
+
+def _fake_experiment(tmp_path):
+    from dist_spk.tune.results import export_best, trial_rows, write_summary
+
+    exp = tmp_path / "exp"
+    histories = {"t1": [0.5, 0.4, 0.3], "t2": [0.6], "t3": [0.45, 0.35, 0.38]}
+    for trial, values in histories.items():
+        run = exp / "trials" / trial
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_text(f"trial: {trial}\n")
+        (run / "checkpoints" / "best.ckpt").write_text(trial)
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "eer": v}) + "\n"
+                                                   for e, v in enumerate(values)))
+    trials = [("t1", {"optim.lr": 0.001, "optim.name": "adam"}, False),
+              ("t2", {"optim.lr": 0.01, "optim.name": "nadam"}, False),
+              ("t3", {"optim.lr": 0.003, "optim.name": "adam"}, False)]
+    rows = trial_rows(exp, objective="eer", epochs=3, trials=trials)
+    write_summary(exp, rows)
+    return exp, rows, export_best(exp, rows, objective="eer")
+
+
+def test_summary_and_best_from_trial_histories(tmp_path):
+    exp, rows, best = _fake_experiment(tmp_path)
+    assert [(r["trial_id"], r["status"], r["best_eer"], r["best_epoch"]) for r in rows] == [
+        ("t1", "completed", 0.3, 2), ("t3", "completed", 0.35, 1), ("t2", "stopped early", 0.6, 0)]
+    assert (best / "checkpoint.ckpt").read_text() == "t1" and (best / "config.yaml").read_text() == "trial: t1\n"
+    assert json.loads((best / "metrics.json").read_text())["best"] == {"epoch": 2, "eer": 0.3}
+    assert (exp / "summary.csv").read_text().splitlines()[0] == (
+        "trial_id,status,epochs,best_eer,best_epoch,optim.lr,optim.name")
+
+
+def test_report_draws_every_plot(tmp_path):
+    from PIL import Image
+
+    from dist_spk.tune.plots import draw_report
+
+    exp, _, _ = _fake_experiment(tmp_path)
+    paths = draw_report(exp)
+    assert [p.name for p in paths] == ["optimization_history.png", "learning_curves.png",
+                                       "parallel_coordinates.png", "param_importance.png"]
+    for path in paths:
+        assert Image.open(path).size[0] > 300
+    with pytest.raises(DistSpkError, match="no summary.csv"):
+        draw_report(tmp_path / "nothing")

@@ -1,0 +1,62 @@
+"""Read back W&B offline run files (``run-*.wandb``), which wandb 0.31 no longer ships a reader for.
+
+The file is a LevelDB-style log: a 7-byte header (``:W&B``, a 2-byte magic, a 1-byte version), then
+32 KiB blocks of records, each ``crc32c (4) | length (2, little-endian) | type (1)`` and its payload;
+types FULL=1, FIRST=2, MIDDLE=3, LAST=4 reassemble a payload that spans blocks. Payloads are
+``wandb_internal_pb2.Record`` messages.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+HEADER = 7
+BLOCK = 32 * 1024
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def records(path: Path):
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    position, pending = HEADER, b""
+    while position + 7 <= len(data):
+        left_in_block = BLOCK - position % BLOCK
+        if left_in_block < 7:  # a block's tail too short for a header is padding
+            position += left_in_block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        payload = data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        if kind in (FULL, FIRST):
+            pending = payload
+        else:
+            pending += payload
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def history(path: Path) -> list[dict]:
+    """Every logged history row: {key: value}."""
+    rows = []
+    for record in records(path):
+        if record.WhichOneof("record_type") == "history":
+            rows.append({"/".join(item.nested_key) or item.key: json.loads(item.value_json)
+                         for item in record.history.item})
+    return rows
+
+
+def config(path: Path) -> dict:
+    values = {}
+    for record in records(path):
+        if record.WhichOneof("record_type") == "config":
+            for item in record.config.update:
+                values["/".join(item.nested_key) or item.key] = json.loads(item.value_json)
+    return values
