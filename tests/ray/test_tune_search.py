@@ -85,9 +85,14 @@ def test_optuna_search_one_trial_at_a_time(small_corpus, tmp_path, space):
     histories = metrics_of(exp)
     assert len(histories) == 3 and all(len(h) == 2 for h in histories.values())
     assert list((exp / "tune").glob("searcher-state-*.pkl"))  # OptunaSearch saved its study
-    # one at a time: each trial started after the previous one finished
-    spans = sorted((h[0]["step"], path) for path, h in histories.items())
+    # one at a time: each trial's first report comes after the previous trial's last one
+    spans = []
+    for result in (exp / "tune").glob("*/result.json"):
+        stamps = [json.loads(line)["timestamp"] for line in result.read_text().splitlines() if line.strip()]
+        spans.append((min(stamps), max(stamps)))
+    spans.sort()
     assert len(spans) == 3
+    assert all(later[0] > earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
 
 
 def _kill_group(process: subprocess.Popen) -> None:
