@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,14 @@ import pytest
 import soundfile
 
 RATE = 16000
+
+
+CLI = [sys.executable, "-c", "from dist_spk.cli import main; main()"]
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``dist-spk ARGS`` in a fresh process, as a user would run it (output captured, never raises)."""
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
 def write_tone(path: Path, seconds: float, *, seed: int = 0) -> None:

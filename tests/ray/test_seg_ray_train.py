@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def test_two_ray_workers_train_report_and_checkpoint(small_corpus, tmp_path):
     out = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-c", "from dist_spk.cli import main; main()", "train", "seg", "--data",
-         str(small_corpus / "diar"), "--out", str(out), "--workers", "2", "--set", "trainer.epochs=2"],
-        capture_output=True, text=True, timeout=900,
-    )
+    result = run_cli("train", "seg", "--data", small_corpus / "diar", "--out", out, "--workers", "2",
+                     "--set", "trainer.epochs=2", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [0, 1]

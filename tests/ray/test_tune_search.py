@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import CLI
 from tests.wandb_records import config as wandb_config
 from tests.wandb_records import history as wandb_history
 
@@ -25,8 +25,8 @@ parameters:
 
 
 def tune_command(corpus: Path, exp: Path, space: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-c", "from dist_spk.cli import main; main()", "tune", "spk", "--data",
-            str(corpus / "spk"), "--out", str(exp), "--space", str(space), "--set", "data.batch_size=64", *extra]
+    return [*CLI, "tune", "spk", "--data", str(corpus / "spk"), "--out", str(exp), "--space", str(space),
+            "--set", "data.batch_size=64", *extra]
 
 
 def run(command: list[str], timeout: int = 1200) -> subprocess.CompletedProcess:
@@ -137,7 +137,9 @@ def test_a_killed_worker_restarts_from_its_checkpoint(small_corpus, tmp_path, sp
     while time.time() < deadline and killed is None:
         histories = metrics_of(exp) if (exp / "trials").is_dir() else {}
         if any(len(h) >= 2 for h in histories.values()):
-            pids = subprocess.run(["pgrep", "-f", "ray::RayTrainWorker"], capture_output=True, text=True).stdout.split()
+            # only this search's workers: they share the session of the process started above
+            pids = subprocess.run(["pgrep", "-s", str(process.pid), "-f", "ray::RayTrainWorker"],
+                                  capture_output=True, text=True).stdout.split()
             if pids:
                 killed = int(pids[0])
                 os.kill(killed, signal.SIGKILL)

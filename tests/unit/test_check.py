@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dist_spk.data.check import check_diarization, speech_and_overlap
 from dist_spk.data.rttm import Turn
-from tests.conftest import write_tone
+from tests.conftest import run_cli, write_tone
 
 
 def errors_of(root: Path) -> list[str]:
@@ -122,11 +120,6 @@ def test_missing_test_split_and_uem_are_fine(seed_dataset):
     report = check_diarization(seed_dataset, progress=False)
     assert report.ok
     assert [p.message for p in report.problems] == ["missing: no test split, evaluation will need one"]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from dist_spk.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_cli_exits_non_zero_with_every_problem_and_no_traceback(seed_dataset, tmp_path):

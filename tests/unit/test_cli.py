@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
+from tests.conftest import run_cli
+
 GROUPS = ("data", "config", "train", "tune", "evaluate", "report", "demo")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    code = "from dist_spk.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_help_lists_every_group():
