@@ -1,8 +1,8 @@
 """The ``dist-spk`` command line: a thin shell over the library.
 
-Groups: ``data``, ``config``, ``train``, ``tune``, ``evaluate``, ``report`` and ``demo``. Errors in user
-input (:class:`dist_spk.errors.DistSpkError`) print one line (or one block) and exit with status 2,
-never a traceback.
+Groups ``data``, ``config``, ``train``, ``tune``, ``evaluate`` and ``export``; commands ``report``,
+``embed`` and ``demo``. Errors in user input (:class:`dist_spk.errors.DistSpkError`) print one line
+(or one block) and exit with status 2, never a traceback; ``data check`` exits 1 on dataset errors.
 """
 
 from __future__ import annotations
