@@ -51,6 +51,14 @@ def make_seed_dataset(root: Path, *, files: dict[str, list[str]] | None = None, 
     return root
 
 
+def local_config(task: str, root: Path, **sets: object):
+    """The task's ``local`` preset on ``root``, trained in-process (``--workers 0``), with extra overrides."""
+    from dist_spk.config import load_config
+
+    overrides = [f"data.root={root}", "trainer.workers=0", *(f"{k}={v}" for k, v in sets.items())]
+    return load_config(task, preset_name="local", overrides=overrides)
+
+
 @pytest.fixture
 def seed_dataset(tmp_path: Path) -> Path:
     return make_seed_dataset(tmp_path / "dataset")

@@ -12,13 +12,13 @@ from dist_spk.errors import DataError, DistSpkError
 from dist_spk.segmentation.task import SEG_METRICS
 from dist_spk.train.run import run_training
 from dist_spk.train.run_dir import read_metrics
+from tests.conftest import local_config
 
 pytestmark = pytest.mark.slow
 
 
 def seg_config(corpus, **sets):
-    overrides = [f"data.root={corpus / 'diar'}", "trainer.workers=0", *(f"{k}={v}" for k, v in sets.items())]
-    return load_config("seg", preset_name="local", overrides=overrides)
+    return local_config("seg", corpus / "diar", **sets)
 
 
 @pytest.fixture(scope="module")

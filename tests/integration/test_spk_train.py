@@ -8,25 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from dist_spk.config import load_config
 from dist_spk.errors import DistSpkError
 from dist_spk.speaker.inference import evaluate_speaker, export_torchscript, load_speaker_module
 from dist_spk.speaker.module import SPK_METRICS
 from dist_spk.train.run import run_training
 from dist_spk.train.run_dir import read_metrics
+from tests.conftest import local_config
 
 pytestmark = pytest.mark.slow
-
-
-def spk_config(root, **sets):
-    overrides = [f"data.root={root}", "trainer.workers=0", *(f"{k}={v}" for k, v in sets.items())]
-    return load_config("spk", preset_name="local", overrides=overrides)
 
 
 @pytest.fixture(scope="module")
 def spk_run(small_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("spk") / "run"
-    summary = run_training("spk", spk_config(small_corpus / "spk"), out=out)
+    summary = run_training("spk", local_config("spk", small_corpus / "spk"), out=out)
     return out, summary
 
 
@@ -67,7 +62,7 @@ def test_torchscript_export_gives_the_same_embeddings(spk_run, tmp_path):
 def test_resume_continues_and_wrong_checkpoints_are_refused(spk_run, small_corpus, tmp_path):
     out = tmp_path / "resumed"
     shutil.copytree(spk_run[0], out)
-    run_training("spk", spk_config(small_corpus / "spk", **{"trainer.epochs": 21}), out=out, resume=True)
+    run_training("spk", local_config("spk", small_corpus / "spk", **{"trainer.epochs": 21}), out=out, resume=True)
     assert [row["epoch"] for row in read_metrics(out)] == list(range(21))
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(b"garbage")
@@ -77,7 +72,7 @@ def test_resume_continues_and_wrong_checkpoints_are_refused(spk_run, small_corpu
 
 def test_trains_on_segments_cut_from_a_diarization_dataset(small_corpus, tmp_path):
     # no trial list there: held-out speakers and a balanced list are generated
-    config = spk_config(small_corpus / "diar", **{"data.speaker_scope": "global", "trainer.epochs": 1,
+    config = local_config("spk", small_corpus / "diar", **{"data.speaker_scope": "global", "trainer.epochs": 1,
                                                   "data.heldout_fraction": 0.25})
     run_training("spk", config, out=tmp_path / "diar-spk")
     (row,) = read_metrics(tmp_path / "diar-spk")

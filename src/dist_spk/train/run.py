@@ -14,6 +14,12 @@ from dist_spk.train.launch import run_local, run_ray_train
 from dist_spk.train.run_dir import prepare_run_dir, read_metrics
 
 
+def _refuse(errors: list) -> None:
+    """Stop before training when the dataset check found errors, listing them all."""
+    if errors:
+        raise DataError(f"the dataset has {len(errors)} error(s); nothing was trained:\n" + format_problems(errors))
+
+
 def check_segmentation_data(config) -> None:
     """Run ``dist-spk data check`` on the run's dataset; refuse to train on any error."""
     from dist_spk.data.check import check_diarization, check_protocol
@@ -26,9 +32,7 @@ def check_segmentation_data(config) -> None:
         report = check_protocol(load_protocol(root, config.data.protocol))
     else:
         report = check_diarization(root)
-    if not report.ok:
-        raise DataError(f"the dataset has {len(report.errors)} error(s); nothing was trained:\n"
-                        + format_problems(report.errors))
+    _refuse(report.errors)
 
 
 def prepare_segmentation(config, run_dir: Path) -> dict[str, Any]:
@@ -66,9 +70,7 @@ def check_speaker_data(config) -> None:
 
     manifest = _speaker_manifest(config)
     result = check_speakers(manifest, trials_path=_trials_path(config, manifest))
-    errors = [p for p in result.problems if p.severity == "error"]
-    if errors:
-        raise DataError(f"the dataset has {len(errors)} error(s); nothing was trained:\n" + format_problems(errors))
+    _refuse([p for p in result.problems if p.severity == "error"])
 
 
 def prepare_speaker(config, run_dir: Path) -> dict[str, Any]:
