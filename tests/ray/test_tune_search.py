@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import CLI
 from tests.wandb_records import config as wandb_config
@@ -149,3 +150,20 @@ def test_a_killed_worker_restarts_from_its_checkpoint(small_corpus, tmp_path, sp
     assert process.returncode == 0, output[-4000:]
     (history,) = metrics_of(exp).values()
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]  # resumed, nothing repeated or lost
+
+
+def test_pbt_continues_the_weaker_trial_from_the_stronger_ones_checkpoint_with_its_new_lr(small_corpus, tmp_path,
+                                                                                        space):
+    exp = tmp_path / "exp"
+    result = run(tune_command(small_corpus, exp, space, "--num-samples", "2", "--scheduler", "pbt",
+                              "--set", "trainer.epochs=3", "--set", "search.perturbation_interval=1"))
+    histories = metrics_of(exp)
+    assert len(histories) == 2
+    exploited = [trial for trial in histories if (exp / "trials" / trial / "restored").is_dir()]
+    assert exploited, result.stdout[-3000:]  # at least one trial continued from a (donor's) Tune checkpoint
+    for trial, history in histories.items():
+        epochs = [row["epoch"] for row in history]
+        assert epochs == sorted(set(epochs)) and epochs[-1] == 2, (trial, epochs)  # never an epoch twice
+        final = yaml.safe_load((exp / "trials" / trial / "config.yaml").read_text())
+        # the epoch after the last exploit trained with the trial's (perturbed) lr, not the checkpoint's
+        assert history[-1]["lr"] == pytest.approx(final["optim"]["lr"]), trial

@@ -83,3 +83,41 @@ def test_plateau_reduces_when_the_metric_stalls():
     for value in [1.0, 1.0, 1.0, 1.0]:
         entry["scheduler"].step(value)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("lookahead", [False, True])
+def test_a_resumed_run_trains_with_its_own_lr_and_keeps_the_schedule(tmp_path, lookahead):
+    """What PBT relies on: Lightning restores the checkpoint's lr; ApplyOptimSettings rescales it."""
+    import lightning
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from dist_spk.optim import attach_optimizers
+    from dist_spk.train.callbacks import ApplyOptimSettings
+
+    schedule = SchedulerConfig(name="cosine", warmup_epochs=1)
+    seen: dict[str, float] = {}
+
+    class Record(lightning.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            seen[f"{trainer.current_epoch}"] = trainer.optimizers[0].param_groups[0]["lr"]
+
+    def fit(lr: float, epochs: int, resume: str | None = None):
+        model = BoringModel()
+        optim = OptimConfig(name="adamw", lr=lr, weight_decay=0.01 * lr, lookahead=lookahead)
+        attach_optimizers(model, optim, schedule, epochs=6, monitor="train_loss")
+        trainer = lightning.Trainer(max_epochs=epochs, limit_train_batches=2, limit_val_batches=1, logger=False,
+                                    enable_checkpointing=False, enable_progress_bar=False,
+                                    enable_model_summary=False, callbacks=[ApplyOptimSettings(optim), Record()])
+        trainer.fit(model, ckpt_path=resume, weights_only=False)
+        return trainer
+
+    fit(0.1, 4)
+    planned = dict(seen)  # the uninterrupted run's lr per epoch
+    seen.clear()
+    fit(0.1, 2).save_checkpoint(tmp_path / "two.ckpt")
+    seen.clear()
+    resumed = fit(0.01, 4, resume=str(tmp_path / "two.ckpt"))
+    assert seen["2"] == pytest.approx(planned["2"] * 0.1)  # same point of the schedule, the new base lr
+    assert seen["3"] == pytest.approx(planned["3"] * 0.1)
+    group = resumed.optimizers[0].param_groups[0]
+    assert group["weight_decay"] == pytest.approx(1e-4)

@@ -11,7 +11,7 @@ from dist_spk.config import load_config, to_dict
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.tune.driver import trial_config
-from dist_spk.tune.runner import max_concurrent_trials, trial_need
+from dist_spk.tune.runner import check_search, max_concurrent_trials, pbt_mutations, trial_need
 from dist_spk.tune.space import default_space_path, dump_sweep, load_space, parse_space, to_param_space
 
 
@@ -134,3 +134,24 @@ def test_report_draws_every_plot(tmp_path):
         assert Image.open(path).size[0] > 300
     with pytest.raises(DistSpkError, match="no summary.csv"):
         draw_report(tmp_path / "nothing")
+
+
+def test_pbt_mutates_only_what_a_running_trial_can_change():
+    params = load_space(default_space_path("spk"), "spk")  # emb_size, margin, scale, lr, depth
+    mutations = pbt_mutations("spk", params)
+    assert set(mutations) == {"head.margin", "head.scale", "optim.lr"}  # never the architecture
+    assert mutations["head.scale"] == [16.0, 24.0, 32.0, 48.0]
+    seg = pbt_mutations("seg", load_space(default_space_path("seg"), "seg"))
+    assert set(seg) == {"optim.lr", "loss.name", "augment.probability"}
+
+
+def test_pbt_and_optuna_refuse_what_they_cannot_search():
+    config = load_config("spk", overrides=["search.scheduler=pbt"])
+    with pytest.raises(ConfigError, match="no key PBT can change.*optim.lr"):
+        check_search("spk", config, parse_space({"model.emb_size": {"values": [64, 128]}}, "spk"))
+    config = load_config("spk", overrides=["search.scheduler=pbt", "search.search=optuna"])
+    with pytest.raises(ConfigError, match="search.search=random"):
+        check_search("spk", config, parse_space({"optim.lr": {"values": [0.1, 0.2]}}, "spk"))
+    config = load_config("spk", overrides=["search.search=optuna"])
+    with pytest.raises(ConfigError, match="optuna cannot sample optim.lr"):
+        check_search("spk", config, parse_space({"optim.lr": {"grid": [0.1, 0.2]}}, "spk"))

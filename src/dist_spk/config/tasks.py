@@ -114,16 +114,17 @@ class SearchConfig:
     """Ray Tune search settings (``dist-spk tune``); the search space itself is a YAML file."""
 
     num_samples: int = 32  # trials
-    scheduler: Literal["asha", "fifo"] = "asha"
+    scheduler: Literal["asha", "fifo", "pbt"] = "asha"
     search: Literal["random", "optuna"] = "random"
     grace_period: int = 2  # ASHA: epochs every trial runs before it may be stopped
     reduction_factor: int = 3  # ASHA: one trial in reduction_factor goes on at each rung
+    perturbation_interval: int = 2  # PBT: epochs between exploit/explore steps
     max_concurrent: int = 0  # 0 = as many as the cluster's resources fit
     max_trial_failures: int = 1  # a failed trial is retried this many times
     wandb_project: str = "dist-spk"
 
     def problems(self) -> Problems:
-        yield from _positive(self, "num_samples", "grace_period")
+        yield from _positive(self, "num_samples", "grace_period", "perturbation_interval")
         yield from _non_negative(self, "max_concurrent", "max_trial_failures")
         if self.reduction_factor < 2:
             yield "reduction_factor", f"must be >= 2, got {self.reduction_factor}"

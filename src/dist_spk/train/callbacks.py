@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning
 
+from dist_spk.config.tasks import OptimConfig
 from dist_spk.train.run_dir import append_metrics, best_checkpoint, keep_epochs_before, last_checkpoint, read_metrics
 
 
@@ -66,3 +67,31 @@ class EpochReport(lightning.Callback):
             print(f"[epoch {trainer.current_epoch}] {shown}  ({metrics['epoch_seconds']:.1f} s)", flush=True)
         self.session.report(metrics, last if self.session.world_rank == 0 else None)
         self._started = time.perf_counter()
+
+
+class ApplyOptimSettings(lightning.Callback):
+    """On a resume, the configured ``optim.lr`` and ``optim.weight_decay`` win over the checkpoint's.
+
+    Lightning restores the optimizer's param groups (their lr included) and the schedulers' base lrs
+    from the checkpoint, so a trial that PBT perturbed, or a run resumed with another
+    ``--set optim.lr``, would silently keep the old values. Every lr is rescaled by new/old base lr:
+    the schedule keeps its shape and position. Without a resume this changes nothing.
+    """
+
+    def __init__(self, optim: OptimConfig):
+        self.lr = optim.lr
+        self.weight_decay = optim.weight_decay
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        ratio = 1.0
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                ratio = self.lr / group.get("initial_lr", group["lr"])
+                group["lr"] *= ratio
+                group["initial_lr"] = self.lr
+                group["weight_decay"] = self.weight_decay
+        for config in trainer.lr_scheduler_configs:
+            # SequentialLR (warm-up, then the schedule) keeps its stages in _schedulers
+            for scheduler in (config.scheduler, *getattr(config.scheduler, "_schedulers", ())):
+                if hasattr(scheduler, "base_lrs"):
+                    scheduler.base_lrs = [lr * ratio for lr in scheduler.base_lrs]

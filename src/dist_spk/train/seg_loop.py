@@ -42,7 +42,7 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     from dist_spk.optim import attach_optimizers
     from dist_spk.segmentation.model import FreezeSincNet, allow_checkpoint_classes, build_model
     from dist_spk.segmentation.task import SEG_OBJECTIVE
-    from dist_spk.train.callbacks import EpochReport
+    from dist_spk.train.callbacks import ApplyOptimSettings, EpochReport
     from dist_spk.train.trainer import build_trainer
 
     config: SegConfig = config_from_dict("seg", payload["config"])
@@ -55,7 +55,8 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     model = build_model(config.model, task)
     attach_optimizers(model, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor="loss/val")
     shown = ("loss/train", "loss/val", "DiarizationErrorRate", "DiarizationErrorRate/Threshold")
-    callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown)]
+    callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown),
+                       ApplyOptimSettings(config.optim)]
     if config.model.freeze_sincnet_epochs:
         callbacks.append(FreezeSincNet(config.model.freeze_sincnet_epochs))
     trainer = build_trainer(config.trainer, session, callbacks, run_dir=run_dir)

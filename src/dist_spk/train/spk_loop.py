@@ -21,7 +21,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     from dist_spk.optim import attach_optimizers
     from dist_spk.speaker.data import BalancedSampler, EvalUtterances, TrainCrops, pad_batch, read_manifest
     from dist_spk.speaker.module import SPK_OBJECTIVE, SpeakerModule
-    from dist_spk.train.callbacks import EpochReport
+    from dist_spk.train.callbacks import ApplyOptimSettings, EpochReport
     from dist_spk.train.trainer import build_trainer
 
     config = config_from_dict("spk", payload["config"])
@@ -45,5 +45,5 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     module.set_evaluation(evaluation, trials)
     attach_optimizers(module, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor=SPK_OBJECTIVE)
     report = EpochReport(session, run_dir, objective=SPK_OBJECTIVE, shown=("loss", "accuracy", "eer", "min_dcf", "ari"))
-    trainer = build_trainer(config.trainer, session, [report], run_dir=run_dir)
+    trainer = build_trainer(config.trainer, session, [report, ApplyOptimSettings(config.optim)], run_dir=run_dir)
     trainer.fit(module, train_loader, eval_loader, ckpt_path=session.latest_checkpoint(), weights_only=True)
