@@ -318,6 +318,47 @@ def train_spk(
     typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
 
 
+def best_of_experiment(exp: Path) -> tuple[str, Path]:
+    """(task, best config file) of a finished search, with a clear error otherwise."""
+    import json
+
+    from dist_spk.train.run import OBJECTIVES
+
+    metrics, config = exp / "best" / "metrics.json", exp / "best" / "config.yaml"
+    if not metrics.is_file() or not config.is_file():
+        raise DistSpkError(f"{exp}: no best/config.yaml and best/metrics.json (not a finished `dist-spk tune` "
+                           "experiment; a search writes them when it ends)")
+    objective = json.loads(metrics.read_text()).get("objective")
+    tasks = {metric: task for task, metric in OBJECTIVES.items()}
+    if objective not in tasks:
+        raise DistSpkError(f"{metrics}: unknown objective {objective!r}; expected one of {', '.join(tasks)}")
+    return tasks[objective], config
+
+
+@train_app.command("best")
+def train_best(
+    exp: Annotated[Path, typer.Argument(help="A finished search (dist-spk tune --out EXP).")],
+    out: Out,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Dataset (default: the one searched on).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs of the final training (default: the searched "
+                                               "config's).")] = None,
+    workers: Workers = None,
+    overrides: Overrides = None,
+    resume: Resume = False,
+) -> None:
+    """The long final training of a search's best config (EXP/best/config.yaml), from scratch."""
+    from dist_spk.train.run import OBJECTIVES, run_training
+
+    task, best = best_of_experiment(exp)
+    resolved = _resolve(task, "local", best, overrides, **{"data.root": data.resolve() if data else None,
+                        "trainer.epochs": epochs, "trainer.workers": workers})
+    typer.echo(f"[train best] {task} with {best}: {resolved.trainer.epochs} epochs, "
+               f"{resolved.trainer.workers} worker(s)")
+    summary = run_training(task, resolved, out=out, resume=resume)
+    _print_summary(summary, (OBJECTIVES[task],))
+    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
+
+
 # ---------------------------------------------------------------------------------------------
 # tune
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +394,7 @@ def _tune_command(task: str, objective: str):
         out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory.")],
         preset: Preset = "local", space: Space = None,
         num_samples: Annotated[int | None, typer.Option(help="Trials (default: the preset's).")] = None,
-        scheduler: Annotated[str | None, typer.Option(help="asha or fifo.")] = None,
+        scheduler: Annotated[str | None, typer.Option(help="asha, fifo or pbt (population based training).")] = None,
         search: Annotated[str | None, typer.Option(help="random or optuna (TPE).")] = None,
         workers_per_trial: Annotated[int | None, typer.Option(help="Ray Train workers per trial.")] = None,
         gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per worker (with trainer.use_gpu).")] = None,
@@ -554,10 +595,10 @@ def _demo_search(task: str, data: Path, exp: Path) -> None:
         typer.echo(f"[demo] plot: {path}")
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: list[str] | None = None, *, prog_name: str = "dist-spk") -> None:
+    """Console-script entry point; ``ray_jobs/*.py`` call it with their command prefixed to ``argv``."""
     try:
-        app()
+        app(args=argv, prog_name=prog_name)
     except DistSpkError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(2)

@@ -80,3 +80,27 @@ def test_trains_on_segments_cut_from_a_diarization_dataset(small_corpus, tmp_pat
     trials = (tmp_path / "diar-spk" / "data" / "trials.txt").read_text().splitlines()
     labels = np.array([int(line.split()[0]) for line in trials])
     assert len(trials) > 0 and labels.mean() == pytest.approx(0.5)
+
+
+def test_train_best_retrains_a_searchs_best_config_longer(spk_run, tmp_path):
+    import json
+
+    import yaml
+
+    from tests.conftest import run_cli
+
+    exp = tmp_path / "exp"
+    (exp / "best").mkdir(parents=True)
+    searched = yaml.safe_load((spk_run[0] / "config.yaml").read_text())
+    searched["head"]["margin"] = 0.27  # what the search found
+    (exp / "best" / "config.yaml").write_text(yaml.safe_dump(searched))
+    (exp / "best" / "metrics.json").write_text(json.dumps({"objective": "eer", "best": {}, "history": []}))
+    result = run_cli("train", "best", exp, "--out", tmp_path / "final", "--epochs", "2", "--workers", "0")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "[train best] spk" in result.stdout
+    final = yaml.safe_load((tmp_path / "final" / "config.yaml").read_text())
+    assert final["head"]["margin"] == 0.27 and final["trainer"]["epochs"] == 2
+    assert len(read_metrics(tmp_path / "final")) == 2
+    refused = run_cli("train", "best", tmp_path / "final", "--out", tmp_path / "again")
+    assert refused.returncode == 2 and "not a finished `dist-spk tune` experiment" in refused.stderr
+    assert not (tmp_path / "again").exists()

@@ -4,7 +4,7 @@ Experiment directory ``EXP``::
 
     EXP/config.yaml, EXP/space.yaml   the base config and the search space, as resolved
     EXP/tune/                         Ray Tune's state (``--resume`` restores from it)
-    EXP/train/train-<trial id>/       each trial's Ray Train run and checkpoints
+    EXP/train/train-<trial id>-<n>/   each start of a trial: its Ray Train run and checkpoints
     EXP/trials/<trial id>/            each trial's run directory (config.yaml, metrics.jsonl, checkpoints/)
     EXP/cache/ or EXP/data/           what every trial shares (pyannote's metadata cache, speaker manifests)
     EXP/wandb/                        offline W&B runs when no WANDB_API_KEY is set
@@ -78,49 +78,77 @@ def connect_for_search(trainer: TrainerConfig) -> None:
 
     if ray.is_initialized() or os.environ.get("RAY_ADDRESS"):
         connect_ray()
-        return
-    cores = os.cpu_count() or 1
-    concurrent = max(1, cores // max(1, trainer.workers * trainer.cpus_per_worker))
-    ray.init(num_cpus=cores + concurrent, log_to_driver=True)
+    else:
+        cores = os.cpu_count() or 1
+        concurrent = max(1, cores // max(1, trainer.workers * trainer.cpus_per_worker))
+        ray.init(num_cpus=cores + concurrent, log_to_driver=True)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    total = ray.cluster_resources()
+    where = os.environ.get("RAY_ADDRESS") or "a local Ray (test mode)"
+    print(f"[ray] {where}: {len(nodes)} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs",
+          flush=True)
 
 
-def _scheduler(config, metric: str):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+# What PBT may change when a trial continues from another trial's checkpoint (its "explore" step):
+# keys (or sections, ending in ".") that shape neither the weights nor the optimizer's state.
+# Other searched keys are sampled once per trial and copied with the checkpoint on "exploit".
+PBT_MUTABLE = {
+    "seg": ("optim.lr", "optim.weight_decay", "loss.", "augment.probability", "augment.gain_db"),
+    "spk": ("optim.lr", "optim.weight_decay", "head.margin", "head.scale", "data.noise_probability",
+            "data.reverb_probability"),
+}
+
+
+def pbt_mutations(task: str, params: list[Param]) -> dict[str, Any]:
+    """PBT's ``hyperparam_mutations``: the searched keys a running trial may change, with their domains."""
+    mutable = PBT_MUTABLE[task]
+    mutations = {}
+    for p in params:
+        if p.kind == "constant" or not any(p.key == m or (m.endswith(".") and p.key.startswith(m)) for m in mutable):
+            continue
+        mutations[p.key] = list(p.args[0]) if p.kind in ("choice", "grid") else p.to_tune()
+    if not mutations:
+        raise ConfigError(f"scheduler=pbt: the search space has no key PBT can change in a running trial; "
+                          f"searchable mid-run for {task}: {', '.join(mutable)}")
+    return mutations
+
+
+def _scheduler(config, task: str, params: list[Param], metric: str):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
     search = config.search
     if search.scheduler == "asha":
         return ASHAScheduler(time_attr="training_iteration", metric=metric, mode="min", max_t=config.trainer.epochs,
                              grace_period=min(search.grace_period, config.trainer.epochs),
                              reduction_factor=search.reduction_factor)
+    if search.scheduler == "pbt":
+        return PopulationBasedTraining(time_attr="training_iteration", metric=metric, mode="min",
+                                       perturbation_interval=search.perturbation_interval,
+                                       hyperparam_mutations=pbt_mutations(task, params))
     return FIFOScheduler()
+
+
+def check_search(task: str, config, params: list[Param]) -> None:
+    """Scheduler and search algorithm can handle this space (checked before Ray starts)."""
+    if config.search.scheduler == "pbt":
+        pbt_mutations(task, params)
+        if config.search.search != "random":
+            raise ConfigError("search.scheduler=pbt samples and perturbs its own population: use search.search=random")
+    if config.search.search == "optuna":
+        unsupported = [p.key for p in params if p.kind in ("grid", "normal", "qnormal")]
+        if unsupported:
+            raise ConfigError(f"search=optuna cannot sample {', '.join(unsupported)} (grid or normal); use "
+                              "values/uniform distributions or search=random")
 
 
 def _search_algorithm(config, params: list[Param], metric: str, concurrent: int):
     if config.search.search == "random":
         return None  # Tune's BasicVariantGenerator: random sampling, grid values expanded
-    unsupported = [p.key for p in params if p.kind in ("grid", "normal", "qnormal")]
-    if unsupported:
-        raise ConfigError(f"search=optuna cannot sample {', '.join(unsupported)} (grid or normal); use "
-                          "values/uniform distributions or search=random")
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
     return ConcurrencyLimiter(OptunaSearch(metric=metric, mode="min", seed=config.trainer.seed),
                               max_concurrent=concurrent)
-
-
-def _wandb_callback(config, exp_dir: Path):
-    """Every trial a W&B run, grouped under the experiment; offline under EXP/wandb without an API key."""
-    from ray.air.integrations.wandb import WandbLoggerCallback
-
-    offline = not os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") == "offline"
-    (exp_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"dir": str(exp_dir)}
-    if offline:
-        kwargs["mode"] = "offline"
-        os.environ["WANDB_MODE"] = "offline"  # Ray's callback asks for an API key unless this says offline
-    return WandbLoggerCallback(project=config.search.wandb_project, group=exp_dir.name, log_config=True,
-                               excludes=["checkpoint_path"], **kwargs), offline
 
 
 def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume: bool = False):
@@ -131,6 +159,7 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
     from ray import tune
 
     from dist_spk.tune.driver import trial_driver
+    from dist_spk.tune.wandb_logging import wandb_callback
 
     exp_dir = Path(exp_dir).resolve()
     state = exp_dir / "tune"
@@ -138,6 +167,7 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
         raise DistSpkError(f"{exp_dir} already holds a search; pass --resume to continue it, or choose another --out")
     if resume and not state.exists():
         raise DistSpkError(f"{exp_dir}: no search to resume (no {state})")
+    check_search(task, config, params)
     CHECKS[task](config)
     exp_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, exp_dir)
@@ -159,7 +189,7 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
         tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=str(exp_dir), extras=extras),
         {"cpu": DRIVER_CPUS},
     )
-    wandb_callback, offline = _wandb_callback(config, exp_dir)
+    wandb_logger, offline = wandb_callback(config.search.wandb_project, exp_dir)
     if resume:
         tuner = tune.Tuner.restore(str(state), trainable=trainable, resume_errored=True)
     else:
@@ -167,7 +197,7 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
             trainable,
             param_space=to_param_space(params),
             tune_config=tune.TuneConfig(
-                scheduler=_scheduler(config, metric),
+                scheduler=_scheduler(config, task, params, metric),
                 search_alg=_search_algorithm(config, params, metric, concurrent),
                 num_samples=config.search.num_samples,
                 max_concurrent_trials=concurrent,
@@ -176,8 +206,10 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
             run_config=tune.RunConfig(
                 name="tune",
                 storage_path=str(exp_dir),
-                callbacks=[wandb_callback],
+                callbacks=[wandb_logger],
                 failure_config=tune.FailureConfig(max_failures=config.search.max_trial_failures),
+                # PBT copies other trials' checkpoints: keep a few (Ray warns at <= 2); else the latest is enough
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if config.search.scheduler == "pbt" else 1),
                 verbose=1,
             ),
         )
@@ -186,7 +218,7 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
           flush=True)
     results = tuner.fit()
     # drop the W&B callback while Ray is still up: collected at interpreter exit, its __del__ fails noisily
-    del tuner, wandb_callback
+    del tuner, wandb_logger
     gc.collect()
     if offline:
         print(f"[tune] W&B runs were written offline to {exp_dir / 'wandb'}; upload them with: "

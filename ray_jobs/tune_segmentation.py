@@ -1,0 +1,22 @@
+"""Ray job: search segmentation fine-tuning hyper-parameters (`dist-spk tune seg`).
+
+Submitted to a running cluster (see the README, "Run on a cluster")::
+
+    ray job submit --working-dir . --runtime-env ray_jobs/runtime_env.yaml -- \
+        python ray_jobs/tune_segmentation.py --help
+
+Takes exactly the flags of `dist-spk tune seg`. `ray job submit` sets RAY_ADDRESS, so the job joins
+the cluster it was submitted to; run by hand without it, it starts a local Ray (the test mode).
+To log online, pass your W&B key as job metadata, never in the runtime env (Ray logs runtime envs)::
+
+    ray job submit ... --metadata-json "{\"wandb_api_key\": \"$WANDB_API_KEY\"}" -- python ray_jobs/....py
+"""
+
+import sys
+
+from dist_spk.cli import main
+from dist_spk.tune.wandb_logging import adopt_submitted_key
+
+if __name__ == "__main__":
+    adopt_submitted_key()  # the W&B key, when the submitter passed it as job metadata (README)
+    main(["tune", "seg", *sys.argv[1:]], prog_name="tune_segmentation.py")

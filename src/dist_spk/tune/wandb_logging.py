@@ -1,0 +1,68 @@
+"""W&B for searches: every trial a run grouped under its experiment; the API key never written anywhere.
+
+The one adapter between dist_spk and W&B (through Ray's ``WandbLoggerCallback``):
+
+- without ``WANDB_API_KEY`` the runs are written offline under ``EXP/wandb`` (``wandb sync`` later);
+- with it they go online, and the key travels only in memory. Ray's callback hands the key to its
+  logging actors as a runtime-env variable, and Ray's runtime-env agent writes every runtime env it
+  creates to ``runtime_env_agent.log`` (ray-project/ray#39502): :class:`KeyInMemoryWandbCallback` hands it
+  to ``wandb.init`` as a setting instead, an actor argument.
+- a job submitted with ``ray job submit`` gets the key from its submitter as job metadata
+  (``--metadata-json '{"wandb_api_key": ...}'``), which Ray keeps in memory and writes to no log:
+  :func:`adopt_submitted_key` (runtime-env variables would be logged, as above).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ray.air.integrations.wandb import WandbLoggerCallback
+
+KEY_VAR = "WANDB_API_KEY"
+METADATA_KEY = "wandb_api_key"  # `ray job submit --metadata-json '{"wandb_api_key": "..."}'`
+JOB_CONFIG_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # how Ray's job supervisor passes metadata to the entrypoint
+
+
+def adopt_submitted_key() -> bool:
+    """In a ``ray job submit`` entrypoint: take the W&B key from the job's metadata into this process only."""
+    try:
+        metadata = json.loads(os.environ.get(JOB_CONFIG_VAR) or "{}").get("metadata") or {}
+    except json.JSONDecodeError:
+        return False
+    key = metadata.get(METADATA_KEY)
+    if key and not os.environ.get(KEY_VAR):
+        os.environ[KEY_VAR] = key
+        return True
+    return False
+
+
+class KeyInMemoryWandbCallback(WandbLoggerCallback):
+    """Ray's callback, except that the logging actors get the key as a ``wandb.Settings`` argument."""
+
+    def _start_logging_actor(self, trial, exclude_results, **wandb_init_kwargs):
+        key = os.environ.pop(KEY_VAR, None)  # Ray copies it into the actors' runtime env when present
+        try:
+            super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
+        finally:
+            if key is not None:
+                os.environ[KEY_VAR] = key
+
+
+def wandb_callback(project: str, exp_dir: Path) -> tuple[WandbLoggerCallback, bool]:
+    """(the callback, offline?) for a search writing to ``exp_dir``."""
+    offline = not os.environ.get(KEY_VAR) or os.environ.get("WANDB_MODE") == "offline"
+    (exp_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"dir": str(exp_dir)}
+    if offline:
+        kwargs["mode"] = "offline"
+        os.environ["WANDB_MODE"] = "offline"  # Ray's callback asks for an API key unless this says offline
+    else:
+        import wandb
+
+        kwargs["settings"] = wandb.Settings(api_key=os.environ[KEY_VAR])
+    callback = KeyInMemoryWandbCallback(project=project, group=exp_dir.name, log_config=True,
+                                        excludes=["checkpoint_path"], **kwargs)
+    return callback, offline

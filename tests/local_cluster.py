@@ -1,0 +1,131 @@
+"""A real multi-node Ray cluster on this machine (`ray start --head` + `ray start --address`, loopback).
+
+Everything it starts is identified by its own ``--temp-dir``, so stopping it ends exactly those
+processes (``ray stop`` would end every Ray on the machine; killing ``ray start`` alone leaves
+``gcs_server`` and ``raylet`` running: ../shared/FINDINGS.md). Ray 2.60's token authentication is on:
+``HOME`` points into the cluster's folder, so the token it writes and reads is not the user's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    """``with LocalCluster(nodes=2, cpus_per_node=2) as cluster: cluster.submit(...)``."""
+
+    def __init__(self, *, nodes: int = 2, cpus_per_node: int = 2):
+        self.nodes = nodes
+        self.cpus = cpus_per_node
+        # short: Ray puts unix sockets under the temp dir, and their paths have a length limit
+        self.root = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
+        self.temp_dir = self.root / "ray"
+        self.port = _free_port()
+        self.dashboard_port = _free_port()
+        self.env = {**os.environ, "HOME": str(self.root), "RAY_AUTH_MODE": "token",
+                    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.env.pop("RAY_ADDRESS", None)
+        self.env.pop("WANDB_API_KEY", None)
+
+    @property
+    def dashboard(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def ray(self, *args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "ray"), *args], env=env or self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def start(self) -> LocalCluster:
+        token = self.ray("get-auth-token", "--generate")  # into $HOME/.ray/auth_token (stdout not kept)
+        assert token.returncode == 0, token.stderr
+        head = self.ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
+                        f"--num-cpus={self.cpus}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                        f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.temp_dir}",
+                        "--disable-usage-stats")
+        assert head.returncode == 0, head.stdout + head.stderr
+        for _ in range(self.nodes - 1):
+            node = self.ray("start", f"--address=127.0.0.1:{self.port}", "--node-ip-address=127.0.0.1",
+                            f"--num-cpus={self.cpus}", "--disable-usage-stats")
+            assert node.returncode == 0, node.stdout + node.stderr
+        self._wait_for_nodes()
+        return self
+
+    def _wait_for_nodes(self, timeout: float = 120) -> None:
+        deadline = time.time() + timeout
+        status = None
+        while time.time() < deadline:
+            status = self.ray("status", f"--address=127.0.0.1:{self.port}")
+            if status.returncode == 0 and f"{self.nodes * self.cpus}.0 CPU" in status.stdout:
+                return
+            time.sleep(2)
+        raise AssertionError(f"the cluster never had {self.nodes} nodes: {status.stdout if status else ''}")
+
+    def submit(self, entrypoint: list[str], *, runtime_env: str | None = None, working_dir: str = ".",
+               timeout: float = 1500, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """``ray job submit`` (waits for the job, streaming its logs); returns the finished CLI process."""
+        args = ["job", "submit", f"--address={self.dashboard}", f"--working-dir={working_dir}"]
+        if runtime_env:
+            args.append(f"--runtime-env={runtime_env}")
+        deadline = time.time() + 120
+        while True:
+            job = subprocess.run([str(BIN / "ray"), *args, "--", *entrypoint], env={**self.env, **(env or {})},
+                                 capture_output=True, text=True, timeout=timeout, cwd=cwd)
+            # the job server answers before its agent is up: "No available agent to submit job, try again later"
+            if "No available agent" not in job.stderr or time.time() > deadline:
+                return job
+            time.sleep(3)
+
+    def job_status(self, submission_id: str) -> str:
+        return self.ray("job", "status", f"--address={self.dashboard}", submission_id).stdout
+
+    def processes(self) -> list[int]:
+        """Every live process whose command line or environment names this cluster's folder."""
+        mine = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                text = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            if str(self.root).encode() in text:
+                mine.append(int(proc.name))
+        return mine
+
+    def stop(self) -> None:
+        for _ in range(3):
+            pids = self.processes()
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(1)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,38 @@
+"""`ray job submit` of ray_jobs/tune_speaker.py to a real two-node Ray cluster on this machine."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.local_cluster import LocalCluster
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tune_speaker_job_runs_on_a_two_node_cluster(small_corpus, tmp_path):
+    exp = tmp_path / "exp"
+    with LocalCluster(nodes=2, cpus_per_node=2) as cluster:
+        job = cluster.submit(
+            ["python", "ray_jobs/tune_speaker.py", "--preset", "local", "--data", str(small_corpus / "spk"),
+             "--out", str(exp), "--num-samples", "2", "--set", "trainer.epochs=2", "--set", "data.batch_size=64"],
+            runtime_env="ray_jobs/runtime_env.yaml", cwd=REPO)
+        output = job.stdout + job.stderr
+        assert job.returncode == 0, output[-6000:]
+        assert "SUCCEEDED" in output
+        assert "2 node(s), 4 CPUs" in output  # the job joined this cluster, not a Ray of its own
+        assert "2 trials of spk" in output
+        started = set(cluster.processes())
+    assert not set(cluster.processes()) & started  # everything it started is gone
+    with (exp / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and all(row["status"] == "completed" and row["epochs"] == "2" for row in rows)
+    best = json.loads((exp / "best" / "metrics.json").read_text())
+    assert best["objective"] == "eer" and 0.0 <= best["best"]["eer"] <= 1.0
+    assert (exp / "best" / "checkpoint.ckpt").is_file()
+    assert len(list((exp / "wandb").glob("offline-run-*/run-*.wandb"))) == 2
