@@ -21,13 +21,6 @@ def seg_config(corpus, **sets):
     return local_config("seg", corpus / "diar", **sets)
 
 
-@pytest.fixture(scope="module")
-def seg_run(small_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("seg") / "run"
-    summary = run_training("seg", seg_config(small_corpus, **{"trainer.epochs": 2}), out=out)
-    return out, summary
-
-
 def test_two_epochs_lower_der_and_log_every_seed_metric(seg_run):
     out, summary = seg_run
     rows = read_metrics(out)

@@ -18,13 +18,6 @@ from tests.conftest import local_config
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def spk_run(small_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("spk") / "run"
-    summary = run_training("spk", local_config("spk", small_corpus / "spk"), out=out)
-    return out, summary
-
-
 def test_local_preset_learns_speakers_far_better_than_chance(spk_run):
     out, summary = spk_run
     rows = read_metrics(out)
