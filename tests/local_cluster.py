@@ -60,9 +60,12 @@ class LocalCluster:
                         f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.temp_dir}",
                         "--disable-usage-stats")
         assert head.returncode == 0, head.stdout + head.stderr
-        for _ in range(self.nodes - 1):
+        for index in range(1, self.nodes):
+            # a temp dir per node: nodes sharing one would share (and delete) each other's runtime-env files,
+            # such as the job's working directory
             node = self.ray("start", f"--address=127.0.0.1:{self.port}", "--node-ip-address=127.0.0.1",
-                            f"--num-cpus={self.cpus}", "--disable-usage-stats")
+                            f"--num-cpus={self.cpus}", f"--temp-dir={self.root / f'node{index}'}",
+                            "--disable-usage-stats")
             assert node.returncode == 0, node.stdout + node.stderr
         self._wait_for_nodes()
         return self
@@ -83,7 +86,7 @@ class LocalCluster:
         args = ["job", "submit", f"--address={self.dashboard}", f"--working-dir={working_dir}"]
         if runtime_env:
             args.append(f"--runtime-env={runtime_env}")
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # the head's job agent registers late on a loaded 2-core machine
         while True:
             job = subprocess.run([str(BIN / "ray"), *args, "--", *entrypoint], env={**self.env, **(env or {})},
                                  capture_output=True, text=True, timeout=timeout, cwd=cwd)
