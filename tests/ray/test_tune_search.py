@@ -81,10 +81,10 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
 
 def test_optuna_search_one_trial_at_a_time(small_corpus, tmp_path, space):
     exp = tmp_path / "exp"
-    run(tune_command(small_corpus, exp, space, "--num-samples", "3", "--search", "optuna", "--scheduler", "fifo",
+    run(tune_command(small_corpus, exp, space, "--num-samples", "2", "--search", "optuna", "--scheduler", "fifo",
                      "--set", "trainer.epochs=2", "--set", "search.max_concurrent=1"))
     histories = metrics_of(exp)
-    assert len(histories) == 3 and all(len(h) == 2 for h in histories.values())
+    assert len(histories) == 2 and all(len(h) == 2 for h in histories.values())
     assert list((exp / "tune").glob("searcher-state-*.pkl"))  # OptunaSearch saved its study
     # one at a time: each trial's first report comes after the previous trial's last one
     spans = []
@@ -92,7 +92,7 @@ def test_optuna_search_one_trial_at_a_time(small_corpus, tmp_path, space):
         stamps = [json.loads(line)["timestamp"] for line in result.read_text().splitlines() if line.strip()]
         spans.append((min(stamps), max(stamps)))
     spans.sort()
-    assert len(spans) == 3
+    assert len(spans) == 2
     assert all(later[0] > earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
 
 
@@ -101,6 +101,7 @@ def _kill_group(process: subprocess.Popen) -> None:
     process.wait(timeout=60)
 
 
+@pytest.mark.chaos
 def test_resume_after_the_search_is_killed_does_not_rerun_finished_trials(small_corpus, tmp_path, space):
     exp = tmp_path / "exp"
     command = tune_command(small_corpus, exp, space, "--num-samples", "3", "--scheduler", "fifo",
@@ -127,6 +128,7 @@ def test_resume_after_the_search_is_killed_does_not_rerun_finished_trials(small_
         assert after[trial] == history  # finished trials were not trained again
 
 
+@pytest.mark.chaos
 def test_a_killed_worker_restarts_from_its_checkpoint(small_corpus, tmp_path, space):
     exp = tmp_path / "exp"
     command = tune_command(small_corpus, exp, space, "--num-samples", "1", "--scheduler", "fifo",

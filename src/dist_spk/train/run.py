@@ -10,6 +10,7 @@ from typing import Any
 from dist_spk.config import save_config, to_dict
 from dist_spk.data.problems import format_problems
 from dist_spk.errors import DataError
+from dist_spk.train.checkpoints import check_checkpoint
 from dist_spk.train.launch import run_local, run_ray_train
 from dist_spk.train.run_dir import prepare_run_dir, read_metrics
 
@@ -129,6 +130,8 @@ def run_training(task: str, config, *, out: Path, resume: bool = False) -> dict[
     started = time.perf_counter()
     CHECKS[task](config)
     resume_from = prepare_run_dir(out, resume=resume)
+    if resume_from is not None:
+        check_checkpoint(resume_from, task)
     save_config(config, out)
     payload: dict[str, Any] = {"task": task, "config": to_dict(config), "run_dir": str(Path(out).resolve()),
                                **PREPARES[task](config, Path(out))}

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ray.air.integrations.wandb import WandbLoggerCallback
 
@@ -51,9 +53,30 @@ class KeyInMemoryWandbCallback(WandbLoggerCallback):
                 os.environ[KEY_VAR] = key
 
 
+def reachable(url: str, *, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to the W&B server opens within ``timeout`` seconds."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def wandb_callback(project: str, exp_dir: Path) -> tuple[WandbLoggerCallback, bool]:
-    """(the callback, offline?) for a search writing to ``exp_dir``."""
+    """(the callback, offline?) for a search writing to ``exp_dir``.
+
+    With a key but no route to the server (``WANDB_BASE_URL``, default api.wandb.ai), the runs are
+    written offline instead: W&B would otherwise retry for minutes per trial, and a search must
+    never wait on its dashboard.
+    """
     offline = not os.environ.get(KEY_VAR) or os.environ.get("WANDB_MODE") == "offline"
+    server = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    if not offline and not reachable(server):
+        print(f"[tune] W&B server {server} is unreachable: logging offline to {exp_dir / 'wandb'} instead",
+              flush=True)
+        offline = True
     (exp_dir / "wandb").mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"dir": str(exp_dir)}
     if offline:

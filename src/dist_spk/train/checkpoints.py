@@ -1,0 +1,41 @@
+"""Which task a checkpoint belongs to, checked before a run resumes from it.
+
+Checkpoints are read with ``weights_only=True`` (a checkpoint cannot run code; pyannote's few
+classes are allow-listed), so a damaged file, or one of the other task, is one clear error naming
+the file instead of a traceback from deep inside Lightning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dist_spk.errors import DistSpkError
+
+TASK_NAMES = {"seg": "segmentation", "spk": "speaker-encoder"}
+
+
+def checkpoint_task(path: Path) -> str:
+    """``seg`` or ``spk`` for a Lightning checkpoint written by either task."""
+    import torch
+
+    from dist_spk.segmentation.model import allow_checkpoint_classes
+
+    allow_checkpoint_classes()
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, pickle garbage, unknown globals
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        raise DistSpkError(f"{path}: not a readable checkpoint ({type(err).__name__}: {first_line})") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise DistSpkError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    if "pyannote.audio" in payload:
+        return "seg"
+    if {"config", "num_classes"} <= set(payload.get("hyper_parameters") or {}):
+        return "spk"
+    raise DistSpkError(f"{path}: neither a segmentation nor a speaker-encoder checkpoint")
+
+
+def check_checkpoint(path: Path, task: str) -> None:
+    found = checkpoint_task(path)
+    if found != task:
+        raise DistSpkError(f"{path}: a {TASK_NAMES[found]} checkpoint, but this is a {TASK_NAMES[task]} run")
