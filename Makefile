@@ -14,7 +14,7 @@ DEMO_DIR ?= demo
 SYSTEM_PACKAGES := ffmpeg espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages demo test test-fast lint lock clean
+.PHONY: setup system-packages demo test test-fast test-chaos bench lint lock clean
 
 setup: system-packages $(STAMP)
 
@@ -39,14 +39,20 @@ demo: setup
 	$(BIN)/dist-spk demo --out $(DEMO_DIR)
 
 test: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench ray_jobs
 	$(BIN)/python -m pytest -q
+
+test-chaos: setup
+	$(BIN)/python -m pytest -q -m chaos
+
+bench: setup
+	$(BIN)/python -m bench.run
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not ray and not chaos"
 
 lint: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench ray_jobs
 
 lock: setup
 	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -vi '^dist-spk'; } > constraints.tmp

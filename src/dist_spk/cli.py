@@ -498,6 +498,41 @@ def evaluate_spk(
     _print_metrics(f"{checkpoint} on {trials}", metrics, out)
 
 
+@evaluate_app.command("pipeline")
+def evaluate_pipeline_command(
+    segmentation: Annotated[Path, typer.Option(help="Segmentation checkpoint or run directory (or EXP/best).")],
+    embedding: Annotated[Path, typer.Option(help="Speaker-encoder checkpoint or run directory (or EXP/best).")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Seed-layout folder or database.yml; or "
+                                      "'pyannote:sample', the 30 s recording pyannote.audio ships.")],
+    split: Annotated[str, typer.Option(help="The split diarized and scored: train, dev or test.")] = "test",
+    tune_on: Annotated[str | None, typer.Option(help="Tune the pipeline on this split first (e.g. dev).")] = None,
+    iterations: Annotated[int, typer.Option(help="Tuning iterations (Optuna TPE).")] = 100,
+    protocol: Annotated[str, typer.Option(help="Protocol name when --data is a database.yml.")] = "",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the report as JSON.")] = None,
+    rttm_dir: Annotated[Path | None, typer.Option(help="Folder for one RTTM per file (default: next to --out, "
+                                                  "else ./rttm).")] = None,
+) -> None:
+    """Full diarization with our two models: DER (collar 0 and ±0.25 s), per-file table, RTTMs."""
+    import json
+
+    from dist_spk.pipeline.evaluate import SAMPLE, evaluate_pipeline, print_report
+
+    if data != SAMPLE and not Path(data).exists():
+        raise DistSpkError(f"--data {data}: no such dataset (or use {SAMPLE})")
+    if iterations < 1:
+        raise DistSpkError("--iterations must be at least 1")
+    if rttm_dir is None:
+        rttm_dir = out.with_suffix("").with_name(out.stem + "_rttm") if out else Path("rttm")
+    report = evaluate_pipeline(segmentation, embedding, data if data == SAMPLE else Path(data), split=split,
+                               tune_on=tune_on, iterations=iterations, protocol=protocol, rttm_dir=rttm_dir)
+    print_report(report)
+    typer.echo(f"RTTMs: {rttm_dir}/")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+        typer.echo(f"report: {out}")
+
+
 @app.command("embed")
 def embed(
     checkpoint: Annotated[Path, typer.Option(help="A speaker-encoder checkpoint or run directory.")],
@@ -544,6 +579,8 @@ def demo(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Run the main job locally on the built-in synthetic corpus (generated on first use)."""
+    import json
+
     from dist_spk.data.check import check_diarization
     from dist_spk.data.speakers import check_speakers, load_speakers
     from dist_spk.data.synth import synthesize
@@ -573,6 +610,14 @@ def demo(
                    evaluate_speaker(out / "tune-spk" / "best" / "checkpoint.ckpt", corpus / "spk",
                                     corpus / "spk" / "trials.txt"),
                    out / "tune-spk" / "best" / "test_metrics.json")
+    typer.echo("[demo] the two best models as one diarization pipeline: tuned on dev, scored on test")
+    from dist_spk.pipeline.evaluate import evaluate_pipeline, print_report
+
+    report = evaluate_pipeline(out / "tune-seg" / "best", out / "tune-spk" / "best", corpus / "diar", split="test",
+                               tune_on="dev", iterations=50, rttm_dir=out / "pipeline" / "rttm")
+    print_report(report)
+    (out / "pipeline" / "report.json").write_text(json.dumps(report, indent=1))
+    typer.echo(f"[demo] pipeline report: {out / 'pipeline' / 'report.json'}, RTTMs in {out / 'pipeline' / 'rttm'}")
 
 
 def _demo_search(task: str, data: Path, exp: Path) -> None:

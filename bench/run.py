@@ -1,0 +1,23 @@
+"""``make bench``: every benchmark in turn, into bench/results.json (``python -m bench.run eer asha`` for some).
+
+    eer          EER vs speechbrain (100k scores) and vs one numpy sort (1M)        ~1-2 min
+    dataloading  segmentation loader chunks/s vs model chunks/s, cluster preset      ~1 min
+    train_epoch  Ray Train worker vs plain Lightning; 2 DDP workers vs 1            ~6 min
+    asha         ASHA vs FIFO on the same 8 trials; per-trial start-up cost          ~15 min
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+NAMES = ("eer", "dataloading", "train_epoch", "asha")
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or list(NAMES)
+    unknown = [name for name in chosen if name not in NAMES]
+    if unknown:
+        sys.exit(f"unknown benchmark(s) {', '.join(unknown)}; valid: {', '.join(NAMES)}")
+    for name in chosen:
+        print(f"== {name}", flush=True)
+        importlib.import_module(f"bench.{name}").main()
