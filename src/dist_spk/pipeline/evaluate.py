@@ -63,10 +63,24 @@ def _rates(components: dict) -> dict[str, float]:
     return {"der": sum(rates.values()), **rates, "speech_seconds": total}
 
 
+def with_waveform(file: dict) -> dict:
+    """The file with its audio decoded once, in memory.
+
+    pyannote's pipeline reads every (chunk, speaker) crop for the embeddings from the file, opening
+    a decoder each time; with the waveform in the file dict it slices memory instead.
+    """
+    from pyannote.audio.core.io import Audio
+
+    if "waveform" in file:
+        return dict(file)
+    waveform, sample_rate = Audio(sample_rate=16000, mono="downmix")(file)
+    return {**file, "waveform": waveform, "sample_rate": sample_rate}
+
+
 def diarize(pipeline, files: list[dict], *, desc: str) -> list[tuple[dict, Any]]:
     from tqdm import tqdm
 
-    return [(file, pipeline(dict(file))) for file in tqdm(files, desc=desc, unit="file")]
+    return [(file, pipeline(with_waveform(file))) for file in tqdm(files, desc=desc, unit="file")]
 
 
 def write_rttms(results: list[tuple[dict, Any]], folder: Path) -> None:
@@ -97,7 +111,8 @@ def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str
     report["default"] = {"params": pipeline.parameters(instantiated=True), **der_report(default_results)}
     final = default_results
     if tune_on:
-        params, history = tune_pipeline(pipeline, tuning_files, iterations=iterations, seed=seed)
+        params, history = tune_pipeline(pipeline, [with_waveform(f) for f in tuning_files], iterations=iterations,
+                                        seed=seed)
         tuned_results = diarize(pipeline, files, desc=f"diarizing {split} (tuned params)")
         report["tuned"] = {"params": params, "tuned_on": tune_on, "iterations": iterations,
                            "objective_history": history, **der_report(tuned_results)}
