@@ -32,6 +32,7 @@ EPOCHS = 8
 def search(scheduler: str) -> tuple[list[dict], Path, float]:
     exp = WORK / f"search-{scheduler}"
     shutil.rmtree(exp, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
     space = WORK / "asha-space.yaml"
     space.write_text(SPACE)
     wall = run(["tune", "spk", "--data", str(corpus() / "spk"), "--out", str(exp), "--space", str(space),

@@ -52,23 +52,23 @@ def space(tmp_path):
 def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(small_corpus, tmp_path, space):
     exp = tmp_path / "exp"
     started = time.perf_counter()
-    result = run(tune_command(small_corpus, exp, space, "--num-samples", "4", "--set", "trainer.epochs=3",
+    result = run(tune_command(small_corpus, exp, space, "--num-samples", "6", "--set", "trainer.epochs=4",
                               "--set", "search.grace_period=1", "--set", "search.reduction_factor=2"))
-    print(f"4-trial ASHA search: {time.perf_counter() - started:.0f} s")
+    print(f"6-trial ASHA search: {time.perf_counter() - started:.0f} s")
     assert "2 at a time" in result.stdout  # 2 cores: both run at once
     rows = (exp / "summary.csv").read_text().splitlines()
-    assert len(rows) == 5
+    assert len(rows) == 7
     histories = metrics_of(exp)
-    assert len(histories) == 4
-    assert any(len(h) < 3 for h in histories.values())  # ASHA stopped a trial early
-    assert any(len(h) == 3 for h in histories.values())
+    assert len(histories) == 6
+    assert any(len(h) < 4 for h in histories.values())  # ASHA stopped a trial early
+    assert any(len(h) == 4 for h in histories.values())
     assert "stopped early" in (exp / "summary.csv").read_text()
     best = json.loads((exp / "best" / "metrics.json").read_text())
     assert best["best"]["eer"] == min(row["eer"] for h in histories.values() for row in h)
     assert (exp / "best" / "checkpoint.ckpt").is_file()
     # every trial is a W&B run holding its per-epoch metrics and its sampled config
     runs = sorted((exp / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(runs) == 4
+    assert len(runs) == 6
     for path in runs:
         trial = path.stem.removeprefix("run-")
         logged = [row["eer"] for row in wandb_history(path) if "eer" in row]

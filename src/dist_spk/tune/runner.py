@@ -213,7 +213,8 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
                 verbose=1,
             ),
         )
-    print(f"[tune] {config.search.num_samples} trials of {task}, {concurrent} at a time, scheduler "
+    grid = math.prod(len(p.args[0]) for p in params if p.kind == "grid")  # Tune repeats the grid num_samples times
+    print(f"[tune] {config.search.num_samples * grid} trials of {task}, {concurrent} at a time, scheduler "
           f"{config.search.scheduler}, search {config.search.search}; objective {metric} (lower is better)",
           flush=True)
     results = tuner.fit()
