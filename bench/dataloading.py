@@ -37,7 +37,7 @@ def main() -> None:
     payload = prepare_segmentation(config, run_dir)
     task = build_task(config, load_protocol(config.data.root), cache=payload["cache_file"])
     model = build_model(config.model, task)
-    model.setup("fit")
+    model.setup()  # "fit" would want a Trainer: only the task and the task-dependent layers are needed here
     loader = iter(task.train_dataloader())
     batches = [next(loader) for _ in range(2)]  # warm-up
     started = time.perf_counter()
@@ -62,7 +62,7 @@ def main() -> None:
         "loader_processes_to_feed_this_cpu": round(model_rate / loader_rate, 2),
         "chunk_seconds": config.data.duration, "batch_size": config.data.batch_size,
         "augmentation_probability": config.augment.probability,
-        "cluster_preset_loader_workers": config.data.loader_workers if config.data.loader_workers else 4,
+        "cluster_preset_loader_workers": load_config("seg", preset_name="cluster").data.loader_workers,
     }, command="python -m bench.dataloading")
 
 
