@@ -28,17 +28,13 @@ def load_speaker_module(checkpoint: str | Path) -> SpeakerModule:
     Loaded with ``weights_only=True``: a checkpoint cannot run code. A checkpoint of another task,
     or a damaged file, is one clear error.
     """
+    from dist_spk.train.checkpoints import TASK_NAMES, read_checkpoint
+
     path, _ = resolve_checkpoint(Path(checkpoint))
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and unpickler errors
-        if "pyannote" in str(err):
-            raise DistSpkError(f"{path}: a pyannote (segmentation) checkpoint, not a speaker-encoder one") from None
-        raise DistSpkError(f"{path}: not a readable checkpoint ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
-    hparams = payload.get("hyper_parameters", {}) if isinstance(payload, dict) else {}
-    if "pyannote.audio" in payload or not {"config", "num_classes"} <= set(hparams):
-        raise DistSpkError(f"{path}: not a speaker-encoder checkpoint (is it a segmentation one?)")
+    payload, task = read_checkpoint(path)
+    if task != "spk":
+        raise DistSpkError(f"{path}: a {TASK_NAMES[task]} checkpoint, not a speaker-encoder one")
+    hparams = payload["hyper_parameters"]
     module = SpeakerModule(hparams["config"], hparams["num_classes"])
     module.load_state_dict(payload["state_dict"])
     return module.eval()

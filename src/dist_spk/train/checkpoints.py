@@ -14,8 +14,8 @@ from dist_spk.errors import DistSpkError
 TASK_NAMES = {"seg": "segmentation", "spk": "speaker-encoder"}
 
 
-def checkpoint_task(path: Path) -> str:
-    """``seg`` or ``spk`` for a Lightning checkpoint written by either task."""
+def read_checkpoint(path: Path) -> tuple[dict, str]:
+    """(the checkpoint's contents, ``seg`` or ``spk``) for a Lightning checkpoint written by either task."""
     import torch
 
     from dist_spk.segmentation.model import allow_checkpoint_classes
@@ -29,13 +29,15 @@ def checkpoint_task(path: Path) -> str:
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise DistSpkError(f"{path}: not a Lightning checkpoint (no state_dict)")
     if "pyannote.audio" in payload:
-        return "seg"
+        return payload, "seg"
     if {"config", "num_classes"} <= set(payload.get("hyper_parameters") or {}):
-        return "spk"
+        return payload, "spk"
     raise DistSpkError(f"{path}: neither a segmentation nor a speaker-encoder checkpoint")
 
 
-def check_checkpoint(path: Path, task: str) -> None:
-    found = checkpoint_task(path)
+def check_checkpoint(path: Path, task: str) -> dict:
+    """The checkpoint's contents, when it is a readable checkpoint of ``task``; else one clear error."""
+    payload, found = read_checkpoint(path)
     if found != task:
         raise DistSpkError(f"{path}: a {TASK_NAMES[found]} checkpoint, but this is a {TASK_NAMES[task]} run")
+    return payload
