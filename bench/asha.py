@@ -46,8 +46,8 @@ def overheads(exp: Path) -> list[float]:
     values = []
     for result in (exp / "tune").glob("*/result.json"):
         first = json.loads(result.read_text().splitlines()[0])
-        trial = result.parent.name.split("_")[-2] + "_" + result.parent.name.split("_")[-1]
-        rows = metrics(exp / "trials" / trial) if (exp / "trials" / trial).is_dir() else []
+        trial_dir = exp / "trials" / first["trial_id"]
+        rows = metrics(trial_dir) if (trial_dir / "metrics.jsonl").is_file() else []
         if rows:
             values.append(first["time_total_s"] - rows[0]["epoch_seconds"])
     return values

@@ -2,7 +2,7 @@
 
     eer          EER vs speechbrain (100k scores) and vs one numpy sort (1M)        ~1-2 min
     dataloading  segmentation loader chunks/s vs model chunks/s, cluster preset      ~1 min
-    train_epoch  Ray Train worker vs plain Lightning; 2 DDP workers vs 1            ~6 min
+    train_epoch  Ray Train worker vs plain Lightning; 2 DDP workers vs 1            ~9 min
     asha         ASHA vs FIFO on the same 8 trials; per-trial start-up cost          ~15 min
 """
 

@@ -55,6 +55,9 @@ class EpochReport(lightning.Callback):
         metrics["step"] = trainer.global_step
         metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         metrics["epoch_seconds"] = round(time.perf_counter() - self._started, 3)
+        # the difference of consecutive rows' wall_time is an epoch's whole cost, which epoch_seconds
+        # leaves out: training, validation, and the previous epoch's checkpoint and report
+        metrics["wall_time"] = round(time.time(), 3)
         last = last_checkpoint(self.run_dir)
         trainer.save_checkpoint(last, weights_only=False)  # collective under DDP; rank 0 writes
         if self.session.world_rank == 0:

@@ -87,5 +87,5 @@ def wandb_callback(project: str, exp_dir: Path) -> tuple[WandbLoggerCallback, bo
 
         kwargs["settings"] = wandb.Settings(api_key=os.environ[KEY_VAR])
     callback = KeyInMemoryWandbCallback(project=project, group=exp_dir.name, log_config=True,
-                                        excludes=["checkpoint_path"], **kwargs)
+                                        excludes=["checkpoint_path", "wall_time"], **kwargs)
     return callback, offline
