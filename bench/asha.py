@@ -5,9 +5,9 @@ runs under ASHA (grace 1 epoch, reduction factor 3) and under FIFO.
 
 - ``asha_compute_fraction`` = trial-epochs ASHA trained / trial-epochs FIFO trained.
 - ``asha_best_metric_gap`` = (best EER under ASHA - best EER under FIFO) / best EER under FIFO.
-- ``trial_overhead_s``: per trial, Tune's ``time_total_s`` at its first report (trial start to the
-  end of epoch 0) minus that epoch's own ``epoch_seconds`` (first training step to the end of epoch 0):
-  the time from trial start to the first training step. Median over the 16 trials.
+- ``trial_overhead_s``: per trial, the seconds from the trial driver launching its worker group to
+  the first training step (``trials/<id>/startup.json``, see ``dist_spk/train/startup.py``), median
+  over the 16 trials, and the median of each stage (worker group, imports, data + model, trainer).
 
     python -m bench.asha
 """
@@ -20,7 +20,8 @@ import shutil
 import statistics
 from pathlib import Path
 
-from bench.common import WORK, corpus, metrics, record, run
+from bench.common import WORK, corpus, record, run
+from dist_spk.train.startup import STAGES
 
 SPACE = """parameters:
   optim.lr: {grid: [1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2]}
@@ -42,15 +43,9 @@ def search(scheduler: str) -> tuple[list[dict], Path, float]:
         return list(csv.DictReader(handle)), exp, wall
 
 
-def overheads(exp: Path) -> list[float]:
-    values = []
-    for result in (exp / "tune").glob("*/result.json"):
-        first = json.loads(result.read_text().splitlines()[0])
-        trial_dir = exp / "trials" / first["trial_id"]
-        rows = metrics(trial_dir) if (trial_dir / "metrics.jsonl").is_file() else []
-        if rows:
-            values.append(first["time_total_s"] - rows[0]["epoch_seconds"])
-    return values
+def overheads(exp: Path) -> list[dict]:
+    """Each trial's start-up breakdown (``trials/<id>/startup.json``: seconds per stage, and total)."""
+    return [json.loads(path.read_text()) for path in (exp / "trials").glob("*/startup.json")]
 
 
 def main() -> None:
@@ -65,8 +60,11 @@ def main() -> None:
         "asha_best_metric_gap": round((best_asha - best_fifo) / best_fifo, 3), "goal_gap": "<= 0.05",
         "trial_epochs": {"asha": asha_epochs, "fifo": fifo_epochs}, "best_eer": {"asha": best_asha, "fifo": best_fifo},
         "wall_s": {"asha": round(asha_wall, 1), "fifo": round(fifo_wall, 1)}, "trials": len(asha),
-        "trial_overhead_s": round(statistics.median(overhead), 1),
-        "trial_overhead_s_range": [round(min(overhead), 1), round(max(overhead), 1)],
+        "trial_overhead_s": round(statistics.median(o["total"] for o in overhead), 1),
+        "trial_overhead_s_range": [round(min(o["total"] for o in overhead), 1),
+                                   round(max(o["total"] for o in overhead), 1)],
+        "trial_overhead_stages_median_s": {stage: round(statistics.median(o[stage] for o in overhead), 1)
+                                           for stage in STAGES},
     }, command="python -m bench.asha")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -12,6 +13,7 @@ from dist_spk.errors import DataError, DistSpkError
 from dist_spk.segmentation.task import SEG_METRICS
 from dist_spk.train.run import run_training
 from dist_spk.train.run_dir import read_metrics
+from dist_spk.train.startup import STAGES
 from tests.conftest import local_config
 
 pytestmark = pytest.mark.slow
@@ -31,6 +33,12 @@ def test_two_epochs_lower_der_and_log_every_seed_metric(seg_run):
         assert row["loss/val"] == pytest.approx(row["loss/val/segmentation"] + row["loss/val/vad"], rel=1e-4)
         assert 0.0 <= row["DiarizationErrorRate/Threshold"] <= 1.0
     assert rows[-1]["DiarizationErrorRate"] < rows[0]["DiarizationErrorRate"]
+    # start-up (imports, data, model, trainer) is reported once, with the first epoch; wall_time stamps each epoch
+    assert rows[0]["startup_seconds"] > 0 and "startup_seconds" not in rows[1]
+    stages = json.loads((out / "startup.json").read_text())
+    assert stages["total"] == rows[0]["startup_seconds"]
+    assert sum(stages[stage] for stage in STAGES) == pytest.approx(stages["total"], abs=0.05)
+    assert rows[0]["wall_time"] < rows[1]["wall_time"]
     assert (out / "config.yaml").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
     assert (out / "checkpoints" / "best.ckpt").is_file()
     assert summary["best_epoch"] == min(rows, key=lambda r: r["DiarizationErrorRate"])["epoch"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning
 
 from dist_spk.config.tasks import OptimConfig
+from dist_spk.train import startup
 from dist_spk.train.run_dir import append_metrics, best_checkpoint, keep_epochs_before, last_checkpoint, read_metrics
 
 
@@ -29,10 +30,16 @@ class EpochReport(lightning.Callback):
         The metric that picks ``best.ckpt`` (lower is better).
     shown
         Metric names printed on the console line.
+    payload
+        The worker's payload: its start-up stamps (:mod:`dist_spk.train.startup`) get the first
+        training step, and epoch 0's row the ``startup_seconds``.
     """
 
-    def __init__(self, session, run_dir: Path, *, objective: str, shown: tuple[str, ...]):
+    def __init__(self, session, run_dir: Path, *, objective: str, shown: tuple[str, ...],
+                 payload: dict | None = None):
         self.session = session
+        self.payload = payload
+        self._startup_reported = False
         self.run_dir = Path(run_dir)
         self.objective = objective
         self.shown = shown
@@ -47,10 +54,22 @@ class EpochReport(lightning.Callback):
             self.best = min(done) if done else None
         self._started = time.perf_counter()
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.payload is not None:
+            startup.stamp(self.payload, "first_step")
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1}
+        if self.payload is not None and not self._startup_reported:
+            self._startup_reported = True
+            seconds = startup.breakdown(self.payload.get(startup.KEY, {}))
+            if "total" in seconds:
+                metrics["startup_seconds"] = seconds["total"]
+                if self.session.world_rank == 0:
+                    print(startup.describe(seconds), flush=True)
+                    startup.save(self.run_dir, seconds)
         metrics["epoch"] = trainer.current_epoch
         metrics["step"] = trainer.global_step
         metrics["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])

@@ -13,6 +13,7 @@ from typing import Any
 
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.errors import DistSpkError
+from dist_spk.train.startup import stamp
 
 # task -> "module:function" of its worker loop (imported lazily: each pulls in torch and pyannote)
 LOOPS = {
@@ -32,6 +33,7 @@ def ray_worker(payload: dict[str, Any]) -> None:
     """What each Ray Train worker runs."""
     from dist_spk.train.session import RaySession
 
+    stamp(payload, "entered")
     resume_from = payload.get("resume_from")
     worker_loop(payload["task"])(payload, RaySession(resume_from=Path(resume_from) if resume_from else None))
 
@@ -39,6 +41,7 @@ def ray_worker(payload: dict[str, Any]) -> None:
 def run_local(payload: dict[str, Any]) -> None:
     from dist_spk.train.session import LocalSession
 
+    stamp(payload, "entered")
     resume_from = payload.get("resume_from")
     worker_loop(payload["task"])(payload, LocalSession(resume_from=Path(resume_from) if resume_from else None))
 

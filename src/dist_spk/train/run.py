@@ -13,6 +13,7 @@ from dist_spk.errors import DataError
 from dist_spk.train.checkpoints import check_checkpoint
 from dist_spk.train.launch import run_local, run_ray_train
 from dist_spk.train.run_dir import prepare_run_dir, read_metrics
+from dist_spk.train.startup import launched
 
 
 def _refuse(errors: list) -> None:
@@ -137,6 +138,7 @@ def run_training(task: str, config, *, out: Path, resume: bool = False) -> dict[
                                **PREPARES[task](config, Path(out))}
     if resume_from is not None:
         payload["resume_from"] = str(resume_from.resolve())
+    payload = launched(payload)
     if config.trainer.workers == 0:
         run_local(payload)
     else:

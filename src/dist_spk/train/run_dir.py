@@ -6,6 +6,7 @@
     RUN/metrics.jsonl         one JSON object per validation epoch, metric names as logged
     RUN/checkpoints/last.ckpt the latest epoch (Lightning checkpoint, loadable by pyannote/our loaders)
     RUN/checkpoints/best.ckpt the epoch with the best objective
+    RUN/startup.json          seconds from launch to the first training step, per stage (train/startup.py)
     RUN/summary.json          written when the run finishes: best epoch and its metrics
 
 On a multi-node cluster, RUN must be on storage every node sees (rank 0 may run anywhere).

@@ -13,6 +13,7 @@ from typing import Any
 
 from dist_spk.config import config_from_dict
 from dist_spk.config.tasks import SegConfig
+from dist_spk.train.startup import stamp
 
 
 def build_task(config: SegConfig, protocol, *, cache: str | Path | None):
@@ -45,6 +46,7 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     from dist_spk.train.callbacks import ApplyOptimSettings, EpochReport
     from dist_spk.train.trainer import build_trainer
 
+    stamp(payload, "imported")
     config: SegConfig = config_from_dict("seg", payload["config"])
     run_dir = Path(payload["run_dir"])
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -55,10 +57,11 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     model = build_model(config.model, task)
     attach_optimizers(model, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor="loss/val")
     shown = ("loss/train", "loss/val", "DiarizationErrorRate", "DiarizationErrorRate/Threshold")
-    callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown),
+    callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown, payload=payload),
                        ApplyOptimSettings(config.optim)]
     if config.model.freeze_sincnet_epochs:
         callbacks.append(FreezeSincNet(config.model.freeze_sincnet_epochs))
     trainer = build_trainer(config.trainer, session, callbacks, run_dir=run_dir)
     allow_checkpoint_classes()
+    stamp(payload, "built")
     trainer.fit(model, ckpt_path=session.latest_checkpoint(), weights_only=True)  # weights_only: no arbitrary code

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.config import config_from_dict, to_dict
+from dist_spk.train.startup import stamp
 
 
 def train_speaker(payload: dict[str, Any], session) -> None:
@@ -24,6 +25,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     from dist_spk.train.callbacks import ApplyOptimSettings, EpochReport
     from dist_spk.train.trainer import build_trainer
 
+    stamp(payload, "imported")
     config = config_from_dict("spk", payload["config"])
     run_dir = Path(payload["run_dir"])
     lightning.seed_everything(config.trainer.seed, workers=True, verbose=False)
@@ -44,6 +46,8 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     module = SpeakerModule(to_dict(config), crops.num_classes)
     module.set_evaluation(evaluation, trials)
     attach_optimizers(module, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor=SPK_OBJECTIVE)
-    report = EpochReport(session, run_dir, objective=SPK_OBJECTIVE, shown=("loss", "accuracy", "eer", "min_dcf", "ari"))
+    report = EpochReport(session, run_dir, objective=SPK_OBJECTIVE, shown=("loss", "accuracy", "eer", "min_dcf", "ari"),
+                         payload=payload)
     trainer = build_trainer(config.trainer, session, [report, ApplyOptimSettings(config.optim)], run_dir=run_dir)
+    stamp(payload, "built")
     trainer.fit(module, train_loader, eval_loader, ckpt_path=session.latest_checkpoint(), weights_only=True)

@@ -25,6 +25,7 @@ from ray.train import UserCallback
 
 from dist_spk.config import config_from_dict, save_config, to_dict
 from dist_spk.train.run_dir import checkpoints_dir
+from dist_spk.train.startup import launched
 
 CHECKPOINT_PATH_KEY = "checkpoint_path"  # the metric Ray's TuneReportCallback uses for the same thing
 
@@ -93,6 +94,7 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
     if restored is not None:
         payload["resume_from"] = str(restored)
 
+    payload = launched(payload)
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     trainer = TorchTrainer(
         ray_worker,
