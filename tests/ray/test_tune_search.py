@@ -152,6 +152,8 @@ def test_a_killed_worker_restarts_from_its_checkpoint(small_corpus, tmp_path, sp
     assert process.returncode == 0, output[-4000:]
     (history,) = metrics_of(exp).values()
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]  # resumed, nothing repeated or lost
+    # the restarted group's first epoch does not report the time since the trial's first launch as start-up
+    assert [row["epoch"] for row in history if "startup_seconds" in row] == [0]
 
 
 def test_pbt_continues_the_weaker_trial_from_the_stronger_ones_checkpoint_with_its_new_lr(small_corpus, tmp_path,

@@ -29,3 +29,12 @@ def test_stamps_keep_the_first_time_and_the_driver_stamp_is_a_copy():
     assert stamped[startup.KEY]["first_step"] == first
     with pytest.raises(ValueError, match="unknown start-up mark"):
         startup.stamp(stamped, "launched")
+
+
+def test_a_restarted_worker_group_reports_stages_but_no_total():
+    payload = startup.launched({"task": "seg"})
+    for mark in ("entered", "imported", "built", "first_step"):
+        startup.stamp(payload, mark)
+    startup.forget_launch(payload)
+    seconds = startup.breakdown(payload[startup.KEY])
+    assert "total" not in seconds and "worker group" not in seconds and "imports" in seconds

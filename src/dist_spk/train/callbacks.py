@@ -55,7 +55,7 @@ class EpochReport(lightning.Callback):
         self._started = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self.payload is not None:
+        if self.payload is not None and not self._startup_reported:
             startup.stamp(self.payload, "first_step")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:

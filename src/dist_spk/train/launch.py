@@ -13,7 +13,7 @@ from typing import Any
 
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.errors import DistSpkError
-from dist_spk.train.startup import stamp
+from dist_spk.train.startup import forget_launch, stamp
 
 # task -> "module:function" of its worker loop (imported lazily: each pulls in torch and pyannote)
 LOOPS = {
@@ -35,7 +35,10 @@ def ray_worker(payload: dict[str, Any]) -> None:
 
     stamp(payload, "entered")
     resume_from = payload.get("resume_from")
-    worker_loop(payload["task"])(payload, RaySession(resume_from=Path(resume_from) if resume_from else None))
+    session = RaySession(resume_from=Path(resume_from) if resume_from else None)
+    if session.restarted:
+        forget_launch(payload)
+    worker_loop(payload["task"])(payload, session)
 
 
 def run_local(payload: dict[str, Any]) -> None:

@@ -61,6 +61,8 @@ class RaySession:
         context = ray.train.get_context()
         self.world_rank = context.get_world_rank()
         self.world_size = context.get_world_size()
+        # Ray Train restarted this worker group after a failure (a new run has no checkpoint yet)
+        self.restarted = ray.train.get_checkpoint() is not None
         self._scratch = Path(tempfile.mkdtemp(prefix="dist_spk-"))
 
     def lightning_kwargs(self, config: TrainerConfig) -> dict[str, Any]:

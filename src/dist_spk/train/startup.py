@@ -6,7 +6,8 @@ epochs. The driver stamps the payload when it launches the run; the worker stamp
 first training step and reports the whole as ``startup_seconds`` with epoch 0. Stages:
 
 - ``worker group``: launch -> the worker function runs (Ray Train controller, placement group,
-  worker processes, torch process group; a few milliseconds without Ray);
+  worker processes, torch process group; for ``dist-spk train`` also starting or joining Ray; a few
+  milliseconds without Ray);
 - ``imports``: torch, Lightning, pyannote and the worker loop's modules;
 - ``data + model``: dataset, loaders, model, optimizer;
 - ``trainer``: Lightning's set-up, DDP wrapping, checkpoint restore, the first batch.
@@ -35,6 +36,12 @@ def stamp(payload: dict[str, Any], mark: str) -> None:
     if mark not in _MARKS[1:]:
         raise ValueError(f"unknown start-up mark {mark!r}")
     payload.setdefault(KEY, {}).setdefault(mark, time.time())
+
+
+def forget_launch(payload: dict[str, Any]) -> None:
+    """Drop the launch stamp: Ray Train gives a worker group it restarted after a failure the payload
+    of the first start, and the time since that launch is not start-up (no ``total`` is reported)."""
+    payload.get(KEY, {}).pop("launched", None)
 
 
 def breakdown(stamps: dict[str, float]) -> dict[str, float]:
