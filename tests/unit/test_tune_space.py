@@ -155,3 +155,33 @@ def test_pbt_and_optuna_refuse_what_they_cannot_search():
     config = load_config("spk", overrides=["search.search=optuna"])
     with pytest.raises(ConfigError, match="optuna cannot sample optim.lr"):
         check_search("spk", config, parse_space({"optim.lr": {"grid": [0.1, 0.2]}}, "spk"))
+
+
+def test_pbt_never_exploits_on_a_trials_last_epoch():
+    from ray.tune.experiment import Trial
+
+    from dist_spk.tune.runner import _scheduler
+
+    config = load_config("spk", overrides=["search.scheduler=pbt", "trainer.epochs=3",
+                                           "search.perturbation_interval=1"])
+    pbt = _scheduler(config, "spk", load_space(default_space_path("spk"), "spk"), "eer")
+
+    def running(name):
+        trial = Trial("fake", config={"optim.lr": 1e-3, "head.margin": 0.2, "head.scale": 32.0}, stub=True,
+                      experiment_tag=name)
+        trial.set_status(Trial.RUNNING)
+        return trial
+
+    strong, weak = running("strong"), running("weak")
+    controller = type("Controller", (), {"search_alg": None, "get_trials": lambda self: [strong, weak],
+                                         "_schedule_trial_save": lambda self, trial, result: "donor checkpoint"})()
+    exploited = []
+    pbt._exploit = lambda _, trial, donor: exploited.append((epoch, trial.experiment_tag, donor.experiment_tag))
+    for trial in (strong, weak):
+        pbt.on_trial_add(controller, trial)
+    for epoch in range(3):
+        for trial, eer in ((strong, 0.1), (weak, 0.3)):
+            pbt.on_trial_result(controller, trial, {"training_iteration": epoch + 1, "epoch": epoch, "eer": eer})
+    # epoch 0: no donor checkpoint yet; epoch 1: the weak trial copies the strong one; epoch 2 (the last): Tune's PBT
+    # would copy it again and restart the weak trial with a config that trains nothing
+    assert exploited == [(1, "weak", "strong")]

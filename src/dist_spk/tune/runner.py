@@ -113,8 +113,30 @@ def pbt_mutations(task: str, params: list[Param]) -> dict[str, Any]:
     return mutations
 
 
+def _last_epoch_pbt():
+    """Tune's PBT, except that a trial's report of its last epoch never makes it exploit another trial.
+
+    Tune's PBT exploits on any report, the last included: the trial then restarts from the donor's final checkpoint
+    with a perturbed config that trains no epoch, yet becomes the trial's config.yaml (and, for the best trial,
+    EXP/best/config.yaml). Subclassed (a private hook, Ray 2.60) because PBT has no option for it.
+    """
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    class LastEpochStaysPBT(PopulationBasedTraining):
+        def __init__(self, *, last_epoch: int, **kwargs):
+            super().__init__(**kwargs)
+            self.last_epoch = last_epoch
+
+        def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
+            if self._trial_state[trial].last_result.get("epoch", -1) >= self.last_epoch:
+                lower_quantile = [t for t in lower_quantile if t is not trial]  # still a donor when in the top
+            super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
+
+    return LastEpochStaysPBT
+
+
 def _scheduler(config, task: str, params: list[Param], metric: str):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     search = config.search
     if search.scheduler == "asha":
@@ -122,9 +144,9 @@ def _scheduler(config, task: str, params: list[Param], metric: str):
                              grace_period=min(search.grace_period, config.trainer.epochs),
                              reduction_factor=search.reduction_factor)
     if search.scheduler == "pbt":
-        return PopulationBasedTraining(time_attr="training_iteration", metric=metric, mode="min",
-                                       perturbation_interval=search.perturbation_interval,
-                                       hyperparam_mutations=pbt_mutations(task, params))
+        return _last_epoch_pbt()(last_epoch=config.trainer.epochs - 1, time_attr="training_iteration", metric=metric,
+                                 mode="min", perturbation_interval=search.perturbation_interval,
+                                 hyperparam_mutations=pbt_mutations(task, params))
     return FIFOScheduler()
 
 
