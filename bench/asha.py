@@ -52,6 +52,64 @@ def overheads(exp: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in (exp / "trials").glob("*/startup.json")]
 
 
+def histories(exp: Path, metric: str = "eer") -> dict[str, list[float]]:
+    """Each trial's metric per epoch (``trials/<id>/metrics.jsonl``)."""
+    out = {}
+    for path in sorted((exp / "trials").glob("*/metrics.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out[path.parent.name] = [row[metric] for row in sorted(rows, key=lambda row: row["epoch"])]
+    return out
+
+
+def replay(curves: dict[str, list[float]], grace: int, reduction: int) -> tuple[int, float]:
+    """Synchronous successive halving replayed on FIFO's curves: (trial-epochs trained, best metric seen).
+
+    At each rung (grace, grace * reduction, ...) the best 1/reduction of the trials still running go on
+    (at least one), ranked by the metric at that epoch; lower is better. ASHA's asynchronous rule can
+    promote a little more (a trial is compared with those that reached the rung before it), so this is
+    the frugal end of what ASHA would do on the same curves.
+    """
+    epochs = min(len(curve) for curve in curves.values())
+    alive, spent, stopped_at = list(curves), 0, {}
+    rung = grace
+    while rung < epochs and len(alive) > 1:
+        alive.sort(key=lambda trial: curves[trial][rung - 1])
+        keep = max(1, len(alive) // reduction)
+        for trial in alive[keep:]:
+            stopped_at[trial] = rung
+        alive = alive[:keep]
+        rung *= reduction
+    for trial in alive:
+        stopped_at[trial] = epochs
+    spent = sum(stopped_at.values())
+    best = min(min(curves[trial][:stop]) for trial, stop in stopped_at.items())
+    return spent, best
+
+
+def rank_agreement(curves: dict[str, list[float]]) -> list[float]:
+    """Per epoch: Spearman correlation between the trials' metric at that epoch and their final best."""
+    from scipy.stats import spearmanr
+
+    epochs = min(len(curve) for curve in curves.values())
+    final = [min(curve[:epochs]) for curve in curves.values()]
+    return [round(float(spearmanr([curve[e] for curve in curves.values()], final).statistic), 2)
+            for e in range(epochs)]
+
+
+def replay_table(curves: dict[str, list[float]]) -> dict[str, dict]:
+    """Compute fraction and best-metric gap of successive halving for a few (grace, reduction) pairs."""
+    epochs = min(len(curve) for curve in curves.values())
+    full = len(curves) * epochs
+    fifo_best = min(min(curve[:epochs]) for curve in curves.values())
+    table = {}
+    for grace in (1, 2, 3, 4, 6):
+        for reduction in (2, 3, 4):
+            spent, best = replay(curves, grace, reduction)
+            table[f"grace {grace}, reduction {reduction}"] = {
+                "compute_fraction": round(spent / full, 3), "best_metric_gap": round((best - fifo_best) / fifo_best, 3)}
+    return table
+
+
 def main() -> None:
     asha, asha_exp, asha_wall = search("asha")
     fifo, fifo_exp, fifo_wall = search("fifo")
@@ -59,6 +117,7 @@ def main() -> None:
     best_asha = min(float(r["best_eer"]) for r in asha if r["best_eer"])
     best_fifo = min(float(r["best_eer"]) for r in fifo if r["best_eer"])
     overhead = overheads(asha_exp) + overheads(fifo_exp)
+    curves = histories(fifo_exp)
     record("asha", {
         "asha_compute_fraction": round(asha_epochs / fifo_epochs, 3), "goal_fraction": "<= 0.40",
         "asha_best_metric_gap": round((best_asha - best_fifo) / best_fifo, 3), "goal_gap": "<= 0.05",
@@ -70,6 +129,8 @@ def main() -> None:
                                    round(max(o["total"] for o in overhead), 1)],
         "trial_overhead_stages_median_s": {stage: round(statistics.median(o[stage] for o in overhead), 1)
                                            for stage in STAGES},
+        "fifo_rank_agreement_by_epoch": rank_agreement(curves),
+        "successive_halving_replayed_on_fifo": replay_table(curves),
     }, command="python -m bench.asha")
 
 
