@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bench.asha import rank_agreement, replay
 
 # four trials, 4 epochs; "late" trails until epoch 3 and ends best

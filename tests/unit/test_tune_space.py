@@ -11,7 +11,7 @@ from dist_spk.config import load_config, to_dict
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.tune.driver import trial_config
-from dist_spk.tune.runner import check_search, max_concurrent_trials, pbt_mutations, trial_need
+from dist_spk.tune.runner import check_search, max_concurrent_trials, pbt_mutations, search_warnings, trial_need
 from dist_spk.tune.space import default_space_path, dump_sweep, load_space, parse_space, to_param_space
 
 
@@ -185,3 +185,20 @@ def test_pbt_never_exploits_on_a_trials_last_epoch():
     # epoch 0: no donor checkpoint yet; epoch 1: the weak trial copies the strong one; epoch 2 (the last): Tune's PBT
     # would copy it again and restart the weak trial with a config that trains nothing
     assert exploited == [(1, "weak", "strong")]
+
+
+@pytest.mark.parametrize("preset", ["local", "cluster"])
+@pytest.mark.parametrize("task", ["seg", "spk"])
+def test_presets_let_asha_rank_trials_only_after_their_warm_up(task, preset):
+    assert search_warnings(task, load_config(task, preset_name=preset)) == []
+
+
+def test_a_grace_period_inside_the_warm_up_is_warned_about():
+    config = load_config("spk", overrides=["head.margin_warmup_epochs=4", "search.grace_period=2"])
+    (warning,) = search_warnings("spk", config)
+    assert "head.margin_warmup_epochs=4" in warning and "search.grace_period=5" in warning
+    config = load_config("seg", overrides=["scheduler.name=cosine", "scheduler.warmup_epochs=2",
+                                           "search.grace_period=1"])
+    assert "scheduler.warmup_epochs=2" in search_warnings("seg", config)[0]
+    assert search_warnings("spk", load_config("spk", overrides=["head.margin_warmup_epochs=4", "search.scheduler=fifo",
+                                                                "search.grace_period=2"])) == []

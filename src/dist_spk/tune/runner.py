@@ -163,6 +163,26 @@ def check_search(task: str, config, params: list[Param]) -> None:
                               "values/uniform distributions or search=random")
 
 
+def warmup_epochs(task: str, config) -> tuple[int, str]:
+    """(epochs, what) before a trial trains its final objective: the lr warm-up, and the AAM margin ramp."""
+    warmups = [(config.scheduler.warmup_epochs, "scheduler.warmup_epochs")]
+    if task == "spk":
+        warmups.append((config.head.margin_warmup_epochs, "head.margin_warmup_epochs"))
+    return max(warmups)
+
+
+def search_warnings(task: str, config) -> list[str]:
+    """What is legal but likely to waste the search (printed before it starts)."""
+    warmup, key = warmup_epochs(task, config)
+    search = config.search
+    if search.scheduler == "asha" and search.grace_period <= warmup < config.trainer.epochs:
+        # measured in bench/asha.py: on the demo corpus the trials' EER ranks during the margin ramp
+        # did not predict their final ranks (Spearman <= 0.05), so ASHA stopped the eventual best
+        return [f"search.grace_period={search.grace_period} lets ASHA stop trials before {key}={warmup} is over: "
+                f"rankings taken while trials warm up rarely hold; consider search.grace_period={warmup + 1}"]
+    return []
+
+
 def _search_algorithm(config, params: list[Param], metric: str, concurrent: int):
     if config.search.search == "random":
         return None  # Tune's BasicVariantGenerator: random sampling, grid values expanded
@@ -191,6 +211,8 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
         raise DistSpkError(f"{exp_dir}: no search to resume (no {state})")
     check_search(task, config, params)
     CHECKS[task](config)
+    for warning in search_warnings(task, config):
+        print(f"[tune] warning: {warning}", flush=True)
     exp_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, exp_dir)
     (exp_dir / "space.yaml").write_text(yaml.safe_dump({"parameters": {p.key: p.to_wandb() for p in params}},
