@@ -4,6 +4,7 @@
     dataloading  segmentation loader chunks/s vs model chunks/s, cluster preset      ~1 min
     train_epoch  Ray Train worker vs plain Lightning; 2 DDP workers vs 1            ~9 min
     asha         ASHA vs FIFO on the same 8 trials; per-trial start-up cost          ~15 min
+    trial_start  per-trial start-up, local test mode, preemption watcher off vs on  ~4 min
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("eer", "dataloading", "train_epoch", "asha")
+NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start")
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(NAMES)

@@ -49,6 +49,17 @@ def run_local(payload: dict[str, Any]) -> None:
     worker_loop(payload["task"])(payload, LocalSession(resume_from=Path(resume_from) if resume_from else None))
 
 
+def local_ray_env() -> None:
+    """Settings for a Ray this process starts on this machine (the local test mode), unless already set.
+
+    Ray Train's preemption watcher (one more actor per run, polling Ray for nodes being drained, as
+    spot instances are) guards cluster runs; one machine is never drained, and on a small one every
+    process started per trial delays the trial (bench/trial_start.py). Set before ``ray.init``: the
+    local raylet, and so every worker, inherits this process's environment.
+    """
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+
+
 def connect_ray() -> None:
     """Join the cluster in ``RAY_ADDRESS`` (as ``ray job submit`` sets), else start a local one.
 
@@ -58,7 +69,10 @@ def connect_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+        address = os.environ.get("RAY_ADDRESS") or None
+        if address is None:
+            local_ray_env()
+        ray.init(address=address, log_to_driver=True)
 
 
 def check_shared_storage(path: Path) -> None:

@@ -74,13 +74,14 @@ def connect_for_search(trainer: TrainerConfig) -> None:
     """
     import ray
 
-    from dist_spk.train.launch import connect_ray
+    from dist_spk.train.launch import connect_ray, local_ray_env
 
     if ray.is_initialized() or os.environ.get("RAY_ADDRESS"):
         connect_ray()
     else:
         cores = os.cpu_count() or 1
         concurrent = max(1, cores // max(1, trainer.workers * trainer.cpus_per_worker))
+        local_ray_env()
         ray.init(num_cpus=cores + concurrent, log_to_driver=True)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     total = ray.cluster_resources()
@@ -185,7 +186,10 @@ def search_warnings(task: str, config) -> list[str]:
 
 def _search_algorithm(config, params: list[Param], metric: str, concurrent: int):
     if config.search.search == "random":
-        return None  # Tune's BasicVariantGenerator: random sampling, grid values expanded
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        # random sampling (grid values expanded), seeded: the same seed and space give the same trials
+        return BasicVariantGenerator(random_state=config.trainer.seed)
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
