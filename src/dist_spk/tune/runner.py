@@ -189,7 +189,7 @@ def _search_algorithm(config, params: list[Param], metric: str, concurrent: int)
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         # random sampling (grid values expanded), seeded: the same seed and space give the same trials
-        return BasicVariantGenerator(random_state=config.trainer.seed)
+        return BasicVariantGenerator(random_state=config.trainer.seed, max_concurrent=concurrent)
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
@@ -246,9 +246,9 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
             param_space=to_param_space(params),
             tune_config=tune.TuneConfig(
                 scheduler=_scheduler(config, task, params, metric),
+                # it holds the limit on concurrent trials (Tune ignores max_concurrent_trials given a generator)
                 search_alg=_search_algorithm(config, params, metric, concurrent),
                 num_samples=config.search.num_samples,
-                max_concurrent_trials=concurrent,
                 trial_dirname_creator=lambda trial: trial.trial_id,
             ),
             run_config=tune.RunConfig(
