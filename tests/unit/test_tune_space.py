@@ -202,3 +202,25 @@ def test_a_grace_period_inside_the_warm_up_is_warned_about():
     assert "scheduler.warmup_epochs=2" in search_warnings("seg", config)[0]
     assert search_warnings("spk", load_config("spk", overrides=["head.margin_warmup_epochs=4", "search.scheduler=fifo",
                                                                 "search.grace_period=2"])) == []
+
+
+def test_random_search_is_seeded_by_the_trainer_seed():
+    from ray import tune
+
+    from dist_spk.tune.runner import _search_algorithm
+    from dist_spk.tune.space import to_param_space
+
+    tune.register_trainable("seeded_search_driver", lambda config: None)
+    params = parse_space({"optim.lr": {"loguniform": [1e-4, 1e-2]}, "head.margin": {"grid": [0.1, 0.3]}}, "spk")
+
+    def sampled(seed: int) -> list[dict]:
+        config = load_config("spk", overrides=[f"trainer.seed={seed}"])
+        generator = _search_algorithm(config, params, "eer", concurrent=8)
+        generator.add_configurations({"search": {"run": "seeded_search_driver", "config": to_param_space(params),
+                                                 "num_samples": 3}})
+        return [generator.next_trial().config for _ in range(6)]  # 3 samples x 2 grid values
+
+    first = sampled(0)
+    assert first == sampled(0)
+    assert [trial["optim.lr"] for trial in first] != [trial["optim.lr"] for trial in sampled(1)]
+    assert sorted(trial["head.margin"] for trial in first) == [0.1] * 3 + [0.3] * 3
