@@ -68,7 +68,7 @@ class EpochReport(lightning.Callback):
             if "total" in seconds:
                 metrics["startup_seconds"] = seconds["total"]
                 if self.session.world_rank == 0:
-                    print(startup.describe(seconds), flush=True)
+                    self.session.console(startup.describe(seconds))
                     startup.save(self.run_dir, seconds)
         metrics["epoch"] = trainer.current_epoch
         metrics["step"] = trainer.global_step
@@ -86,7 +86,7 @@ class EpochReport(lightning.Callback):
                 shutil.copyfile(last, best_checkpoint(self.run_dir))
             append_metrics(self.run_dir, metrics)
             shown = "  ".join(f"{name}={metrics[name]:.4f}" for name in self.shown if name in metrics)
-            print(f"[epoch {trainer.current_epoch}] {shown}  ({metrics['epoch_seconds']:.1f} s)", flush=True)
+            self.session.console(f"[epoch {trainer.current_epoch}] {shown}  ({metrics['epoch_seconds']:.1f} s)")
         self.session.report(metrics, last if self.session.world_rank == 0 else None)
         self._started = time.perf_counter()
 

@@ -9,7 +9,9 @@ A worker loop receives a session and never imports Ray itself:
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,9 @@ class LocalSession:
     def report(self, metrics: dict[str, float], checkpoint: Path | None) -> None:
         """Nothing to do: the epoch callback already wrote metrics.jsonl and the checkpoints."""
 
+    def console(self, line: str) -> None:
+        print(line, flush=True)
+
 
 class RaySession:
     """A Ray Train worker (one rank of a DDP worker group)."""
@@ -64,6 +69,19 @@ class RaySession:
         # Ray Train restarted this worker group after a failure (a new run has no checkpoint yet)
         self.restarted = ray.train.get_checkpoint() is not None
         self._scratch = Path(tempfile.mkdtemp(prefix="dist_spk-"))
+        # Lightning's package logger has a console handler and also propagates to the root logger,
+        # which Ray Train gives its own: every Lightning message would be printed twice
+        logging.getLogger("lightning").propagate = False
+
+    def console(self, line: str) -> None:
+        """One line on the worker's console, once.
+
+        Ray Train patches ``print`` in its workers to log each line to the root logger (which Ray
+        prints) and, since sys.stdout is wrapped there, to print it as well: every line twice. A
+        ``file=`` other than sys.stdout bypasses the patch; the worker's real stdout still reaches
+        the driver's console and Ray's worker log.
+        """
+        print(line, file=sys.__stdout__ or sys.stdout, flush=True)
 
     def lightning_kwargs(self, config: TrainerConfig) -> dict[str, Any]:
         from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
