@@ -7,6 +7,8 @@ utterances ``eer``, ``min_dcf`` (p_target 0.01), ``min_dcf_p05`` (0.05), ``ari``
 
 from __future__ import annotations
 
+import warnings
+
 import lightning
 import numpy as np
 import torch
@@ -19,6 +21,12 @@ from dist_spk.data.trials import Trial
 from dist_spk.speaker.encoder import SpeakerEncoder
 from dist_spk.speaker.head import MarginScheduler, build_head
 from dist_spk.speaker.metrics import clustering_quality, cosine_scores, eer, merge_shards, min_dcf
+
+# Lightning advises sync_dist=True for epoch-level values under DDP (a warning per metric, every run);
+# these are computed from the embeddings gathered from every rank (the margin from the step count),
+# so every rank already has the same value
+warnings.filterwarnings("ignore",
+                        message=r"It is recommended to use `self.log\('(eer|min_dcf|min_dcf_p05|ari|nmi|margin)'")
 
 SPK_METRICS = ("loss", "accuracy", "eer", "min_dcf", "min_dcf_p05", "ari", "nmi", "margin")
 SPK_OBJECTIVE = "eer"  # lower is better
