@@ -129,7 +129,7 @@ def _last_epoch_pbt():
             self.last_epoch = last_epoch
 
         def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
-            if self._trial_state[trial].last_result.get("epoch", -1) >= self.last_epoch:
+            if (self._trial_state[trial].last_result or {}).get("epoch", -1) >= self.last_epoch:
                 lower_quantile = [t for t in lower_quantile if t is not trial]  # still a donor when in the top
             super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
 
