@@ -50,6 +50,12 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     config: SegConfig = config_from_dict("seg", payload["config"])
     run_dir = Path(payload["run_dir"])
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # pyannote's training set is an IterableDataset whose __len__ is the epoch's batch count by design
+    # (each loader worker draws its own random chunks); Lightning's warning about it does not apply
+    warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+    # pyannote passes frame targets without their rate and torch-audiomentations warns before estimating
+    # it; none of the augmentations (segmentation/augment.py) changes the targets, so it is never used
+    warnings.filterwarnings("ignore", message="target_rate is required by")
     lightning.seed_everything(config.trainer.seed, workers=True, verbose=False)
 
     protocol = load_protocol(config.data.root, config.data.protocol)
