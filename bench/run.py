@@ -3,7 +3,7 @@
     eer          EER vs speechbrain (100k scores) and vs one numpy sort (1M)        ~1-2 min
     dataloading  segmentation loader chunks/s vs model chunks/s, cluster preset      ~1 min
     train_epoch  Ray Train worker vs plain Lightning; 2 DDP workers vs 1            ~9 min
-    asha         ASHA vs FIFO on the same 8 trials; per-trial start-up cost          ~15 min
+    asha         ASHA vs FIFO on the same 12 trials (medium corpus); start-up cost  ~25 min
     trial_start  per-trial start-up, local test mode, preemption watcher off vs on  ~4 min
 """
 
