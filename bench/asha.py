@@ -43,7 +43,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from bench.common import WORK, corpus, record, run
+from bench.common import WORK, corpus, metrics, record, run
 from dist_spk.train.startup import STAGES
 
 SPACE = """parameters:
@@ -79,8 +79,8 @@ def histories(exp: Path, metric: str = "eer") -> dict[str, list[float]]:
     """Each trial's metric per epoch (``trials/<id>/metrics.jsonl``)."""
     out = {}
     for path in sorted((exp / "trials").glob("*/metrics.jsonl")):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        out[path.parent.name] = [row[metric] for row in sorted(rows, key=lambda row: row["epoch"])]
+        rows = sorted(metrics(path.parent), key=lambda row: row["epoch"])
+        out[path.parent.name] = [row[metric] for row in rows]
     return out
 
 
@@ -93,7 +93,7 @@ def replay(curves: dict[str, list[float]], grace: int, reduction: int) -> tuple[
     the frugal end of what ASHA would do on the same curves.
     """
     epochs = min(len(curve) for curve in curves.values())
-    alive, spent, stopped_at = list(curves), 0, {}
+    alive, stopped_at = list(curves), {}
     rung = grace
     while rung < epochs and len(alive) > 1:
         alive.sort(key=lambda trial: curves[trial][rung - 1])
@@ -104,9 +104,8 @@ def replay(curves: dict[str, list[float]], grace: int, reduction: int) -> tuple[
         rung *= reduction
     for trial in alive:
         stopped_at[trial] = epochs
-    spent = sum(stopped_at.values())
     best = min(min(curves[trial][:stop]) for trial, stop in stopped_at.items())
-    return spent, best
+    return sum(stopped_at.values()), best
 
 
 def epoch_noise(curves: dict[str, list[float]]) -> float:

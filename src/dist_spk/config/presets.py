@@ -18,9 +18,9 @@ def _cpu_trainer(**changes: Any) -> TrainerConfig:
     return TrainerConfig(**(base | changes))
 
 
-def _local_search(**changes: Any) -> SearchConfig:
+def _local_search() -> SearchConfig:
     """Six trials, ASHA halving the field from the first epoch: a real search in minutes on 2 cores."""
-    return SearchConfig(**(dict(num_samples=6, grace_period=1, reduction_factor=2) | changes))
+    return SearchConfig(num_samples=6, grace_period=1, reduction_factor=2)
 
 
 def seg_local() -> SegConfig:
@@ -66,7 +66,8 @@ def spk_local() -> SpkConfig:
     config.head.margin_warmup_epochs = 2
     config.optim.lr = 3e-3
     config.trainer = _cpu_trainer(epochs=20)
-    config.search = _local_search(grace_period=3)  # ASHA ranks trials once the margin is in place
+    config.search = _local_search()
+    config.search.grace_period = config.head.margin_warmup_epochs + 1  # ASHA ranks trials once the margin is in place
     return config
 
 
@@ -88,7 +89,7 @@ def spk_cluster() -> SpkConfig:
     config.scheduler.name = "cosine"
     config.scheduler.warmup_epochs = 3
     config.trainer = TrainerConfig(epochs=40, workers=2, use_gpu=True, cpus_per_worker=4)
-    config.search.grace_period = 11  # ASHA ranks trials once the margin is in place (rungs 11, 33)
+    config.search.grace_period = config.head.margin_warmup_epochs + 1  # as in spk_local: 11, rungs at 11 and 33
     return config
 
 
