@@ -8,10 +8,9 @@ import pytest
 import yaml
 
 from dist_spk.config import load_config, to_dict
-from dist_spk.config.tasks import TrainerConfig
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.tune.driver import trial_config
-from dist_spk.tune.runner import check_search, max_concurrent_trials, pbt_mutations, search_warnings, trial_need
+from dist_spk.tune.runner import check_search, pbt_mutations, search_warnings
 from dist_spk.tune.space import default_space_path, dump_sweep, load_space, parse_space, to_param_space
 
 
@@ -73,22 +72,6 @@ def test_shipped_spaces_are_valid_and_reproduce_the_seed_knobs():
     spk = {p.key for p in load_space(default_space_path("spk"), "spk")}
     assert {"model.emb_size", "head.margin", "head.scale", "optim.lr", "model.num_blocks"} <= spk
     assert set(to_param_space(load_space(default_space_path("spk"), "spk"))) == spk
-
-
-def test_concurrency_counts_the_driver_and_every_worker():
-    gpu = TrainerConfig(workers=2, use_gpu=True, cpus_per_worker=4, gpus_per_worker=1)
-    assert trial_need(gpu) == {"CPU": 9, "GPU": 2}
-    nodes = [{"CPU": 32, "GPU": 4}] * 4
-    assert max_concurrent_trials(gpu, total={"CPU": 128, "GPU": 16}, nodes=nodes) == 8  # GPUs bound it
-    assert max_concurrent_trials(gpu, total={"CPU": 128, "GPU": 16}, nodes=nodes, requested=3) == 3
-    cpu = TrainerConfig(workers=1, use_gpu=False, cpus_per_worker=1)
-    assert max_concurrent_trials(cpu, total={"CPU": 4}, nodes=[{"CPU": 4}]) == 2
-    with pytest.raises(DistSpkError, match="no node of the cluster has that much"):
-        max_concurrent_trials(TrainerConfig(workers=1, use_gpu=True, gpus_per_worker=2),
-                              total={"CPU": 16, "GPU": 4}, nodes=[{"CPU": 8, "GPU": 1}] * 4)
-    with pytest.raises(DistSpkError, match="use fewer --workers-per-trial"):
-        max_concurrent_trials(TrainerConfig(workers=4, use_gpu=False, cpus_per_worker=1), total={"CPU": 4},
-                              nodes=[{"CPU": 4}])
 
 
 def _fake_experiment(tmp_path):

@@ -93,7 +93,10 @@ class TrainerConfig:
     workers: int = 1
     use_gpu: bool = True
     cpus_per_worker: int = 4
-    gpus_per_worker: float = 1.0  # with use_gpu; a fraction packs several workers on one GPU
+    gpus_per_worker: float = 1.0  # with use_gpu; a fraction (1-worker trials only) packs several trials on one GPU
+    # extra Ray resources each worker needs, e.g. {"accelerator_type:A100": 1} or a custom node resource: pins
+    # workers to node types (--set 'trainer.worker_resources={"A100": 1}')
+    worker_resources: dict[str, float] = field(default_factory=dict)
     precision: Literal["32", "16-mixed", "bf16-mixed"] = "16-mixed"
     gradient_clip: float = 0.0  # 0 = no clipping
     seed: int = 0
@@ -107,6 +110,20 @@ class TrainerConfig:
                 yield name, f"must be > 0 or none, got {value}"
         if not self.use_gpu and self.precision == "16-mixed":
             yield "precision", "16-mixed needs a GPU; use 32 or bf16-mixed on the CPU"
+        if self.use_gpu and self.gpus_per_worker < 1 and self.workers > 1:
+            # NCCL refuses two ranks of one process group on one GPU ("Duplicate GPU detected")
+            yield "gpus_per_worker", (f"a fraction ({self.gpus_per_worker:g}) is only allowed for 1-worker trials: "
+                                      f"with {self.workers} workers, two DDP ranks could share one GPU, which NCCL "
+                                      "refuses; use gpus_per_worker >= 1 or workers=1")
+        if self.use_gpu and self.gpus_per_worker > 1 and self.gpus_per_worker != int(self.gpus_per_worker):
+            yield "gpus_per_worker", f"above 1 it must be a whole number of GPUs, got {self.gpus_per_worker:g}"
+        for name, amount in self.worker_resources.items():
+            if name in ("CPU", "GPU", "memory", "object_store_memory"):
+                yield "worker_resources", (f"{name!r} is set by trainer.cpus_per_worker / gpus_per_worker, not "
+                                           "here; worker_resources holds custom resources such as "
+                                           "'accelerator_type:A100'")
+            elif amount <= 0:
+                yield "worker_resources", f"{name!r} must be > 0, got {amount:g}"
 
 
 @dataclass

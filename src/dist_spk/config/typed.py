@@ -52,6 +52,9 @@ def _type_name(tp: Any) -> str:
         return " | ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"list[{_type_name(typing.get_args(tp)[0])}]"
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp)
+        return f"a mapping of {_type_name(key_tp)} to {_type_name(value_tp)}, e.g. {{\"A100\": 1}}"
     if tp is type(None):
         return "none"
     if dataclasses.is_dataclass(tp):
@@ -65,7 +68,8 @@ def convert(tp: Any, value: Any, *, key: str, source: str, from_string: bool = F
     Parameters
     ----------
     tp
-        A field type: bool, int, float, str, ``Literal[...]``, ``X | None``, ``list[X]`` or a dataclass.
+        A field type: bool, int, float, str, ``Literal[...]``, ``X | None``, ``list[X]``, ``dict[K, V]`` or a
+        dataclass.
     value
         The value from YAML, a Ray config dict, or (``from_string=True``) the command line.
     key
@@ -113,6 +117,18 @@ def convert(tp: Any, value: Any, *, key: str, source: str, from_string: bool = F
         if not isinstance(value, list | tuple):
             raise bad()
         return [convert(item_tp, v, key=key, source=source, from_string=from_string) for v in value]
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp)
+        if from_string and isinstance(value, str):
+            try:  # JSON or a YAML flow mapping: {"A100": 1}
+                value = yaml.safe_load(value) if value.strip() else {}
+            except yaml.YAMLError:
+                raise bad(" (not a JSON/YAML mapping)") from None
+        if not isinstance(value, Mapping):
+            raise bad()
+        return {convert(key_tp, k, key=f"{key}.{k}", source=source, from_string=True):
+                convert(value_tp, v, key=f"{key}.{k}", source=source, from_string=from_string)
+                for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value

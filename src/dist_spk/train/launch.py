@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.config.tasks import TrainerConfig
+from dist_spk.cuda import GPUUnavailableError, explain, require_cuda
 from dist_spk.errors import DistSpkError
 from dist_spk.train.startup import forget_launch, stamp
 
@@ -33,6 +34,7 @@ def ray_worker(payload: dict[str, Any]) -> None:
     """What each Ray Train worker runs."""
     from dist_spk.train.session import RaySession
 
+    require_cuda(payload["config"]["trainer"]["use_gpu"])  # before any data or model is loaded
     stamp(payload, "entered")
     resume_from = payload.get("resume_from")
     session = RaySession(resume_from=Path(resume_from) if resume_from else None)
@@ -44,6 +46,7 @@ def ray_worker(payload: dict[str, Any]) -> None:
 def run_local(payload: dict[str, Any]) -> None:
     from dist_spk.train.session import LocalSession
 
+    require_cuda(payload["config"]["trainer"]["use_gpu"])
     stamp(payload, "entered")
     resume_from = payload.get("resume_from")
     worker_loop(payload["task"])(payload, LocalSession(resume_from=Path(resume_from) if resume_from else None))
@@ -112,13 +115,52 @@ def check_shared_storage(path: Path) -> None:
                            "cluster put --out (and data.cache_dir) on storage every node mounts (NFS, EFS)")
 
 
+def check_gpu_workers(trainer: TrainerConfig, *, timeout: float = 1800) -> None:
+    """With ``use_gpu``: one task shaped like a worker (its GPUs and extra resources) checks CUDA on a node where
+    workers will run, before any worker group starts; the autoscaler adds such a node first if none is up.
+
+    Every worker checks again as it starts (``require_cuda``): this check turns a cluster-wide problem (an image
+    or a driver too old for torch's CUDA) into one error instead of a worker group failing and retrying.
+    """
+    if not trainer.use_gpu:
+        return
+    import ray
+
+    from dist_spk.cuda import cuda_report
+
+    probe = ray.remote(num_cpus=0, num_gpus=trainer.gpus_per_worker, resources=trainer.worker_resources or None,
+                       max_retries=0)(cuda_report)
+    print("[ray] checking CUDA where a GPU worker runs (the autoscaler may add a node first)", flush=True)
+    ref = probe.remote()
+    try:
+        report = ray.get(ref, timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise DistSpkError(f"no node with {trainer.gpus_per_worker:g} GPU(s) per worker came up within "
+                           f"{timeout:g} s; check the autoscaler (ray status, monitor.err)") from None
+    if not report["cuda_available"]:
+        raise GPUUnavailableError(f"trainer.use_gpu=true but CUDA is not usable on a GPU worker "
+                                  f"({explain(report)}); fix the node's driver or image, or set "
+                                  "trainer.use_gpu=false to train on the CPU")
+
+
 def scaling_config(trainer: TrainerConfig):
     from ray.train import ScalingConfig
 
-    resources = {"CPU": trainer.cpus_per_worker}
-    if trainer.use_gpu:
-        resources["GPU"] = trainer.gpus_per_worker
-    return ScalingConfig(num_workers=trainer.workers, use_gpu=trainer.use_gpu, resources_per_worker=resources)
+    from dist_spk.launch.capacity import worker_bundle
+
+    return ScalingConfig(num_workers=trainer.workers, use_gpu=trainer.use_gpu,
+                         resources_per_worker=worker_bundle(trainer))
+
+
+def check_ray_run(trainer: TrainerConfig) -> None:
+    """Before a single Ray Train run writes anything: join Ray, refuse a worker group no node type can hold,
+    check CUDA where GPU workers will run."""
+    from dist_spk.launch.capacity import plan_concurrency, read_cluster_capacity
+
+    connect_ray()
+    plan_concurrency(trainer, read_cluster_capacity(), driver_cpus=0)
+    check_gpu_workers(trainer)
 
 
 def run_ray_train(payload: dict[str, Any], trainer: TrainerConfig, *, storage: Path, name: str = "train",

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.config import save_config, to_dict
+from dist_spk.cuda import require_cuda
 from dist_spk.data.problems import format_problems
 from dist_spk.errors import DataError
 from dist_spk.train.checkpoints import check_checkpoint
-from dist_spk.train.launch import run_local, run_ray_train
+from dist_spk.train.launch import check_ray_run, run_local, run_ray_train
 from dist_spk.train.run_dir import prepare_run_dir, read_metrics
 from dist_spk.train.startup import launched
 
@@ -130,6 +131,10 @@ def run_training(task: str, config, *, out: Path, resume: bool = False) -> dict[
     """
     started = time.perf_counter()
     CHECKS[task](config)
+    if config.trainer.workers == 0:
+        require_cuda(config.trainer.use_gpu)
+    else:
+        check_ray_run(config.trainer)
     resume_from = prepare_run_dir(out, resume=resume)
     if resume_from is not None:
         check_checkpoint(resume_from, task)

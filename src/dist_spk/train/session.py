@@ -16,15 +16,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from dist_spk.config.tasks import TrainerConfig
+from dist_spk.cuda import require_cuda
 
 CHECKPOINT_NAME = "checkpoint.ckpt"  # inside a Ray checkpoint folder (Ray's Lightning convention)
 
 
 def _accelerator(config: TrainerConfig) -> str:
-    return "gpu" if config.use_gpu and torch.cuda.is_available() else "cpu"
+    require_cuda(config.use_gpu)  # a GPU run on a node without usable CUDA stops here, never trains on the CPU
+    return "gpu" if config.use_gpu else "cpu"
 
 
 class LocalSession:

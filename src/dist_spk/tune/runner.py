@@ -24,46 +24,10 @@ import yaml
 from dist_spk.config import save_config, to_dict
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.errors import ConfigError, DistSpkError
+from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity
+from dist_spk.train.launch import check_gpu_workers, check_shared_storage
 from dist_spk.train.run import CHECKS, OBJECTIVES, PREPARES
 from dist_spk.tune.space import Param, to_param_space
-
-DRIVER_CPUS = 1.0  # each trial's driver holds one CPU outside its worker group (FINDINGS: Ray 2.60)
-
-
-def trial_need(trainer: TrainerConfig) -> dict[str, float]:
-    """What one trial occupies: its driver plus every worker bundle."""
-    need = {"CPU": DRIVER_CPUS + trainer.workers * trainer.cpus_per_worker}
-    if trainer.use_gpu:
-        need["GPU"] = trainer.workers * trainer.gpus_per_worker
-    return need
-
-
-def max_concurrent_trials(trainer: TrainerConfig, *, total: dict[str, float], nodes: list[dict[str, float]],
-                          requested: int = 0) -> int:
-    """How many trials fit at once without starving each other; a clear error when none fits.
-
-    Parameters
-    ----------
-    trainer
-        The trial shape (workers, CPUs and GPUs per worker).
-    total
-        The cluster's resources (``ray.cluster_resources()``).
-    nodes
-        Each node's resources: a worker bundle must fit on one node.
-    requested
-        A user cap (0 = none).
-    """
-    worker = {"CPU": trainer.cpus_per_worker, **({"GPU": trainer.gpus_per_worker} if trainer.use_gpu else {})}
-    if not any(all(node.get(k, 0) >= v for k, v in worker.items()) for node in nodes):
-        raise DistSpkError(f"a worker needs {worker} but no node of the cluster has that much "
-                           f"(nodes: {[{k: node.get(k, 0) for k in worker} for node in nodes]}); "
-                           "lower trainer.cpus_per_worker / trainer.gpus_per_worker")
-    need = trial_need(trainer)
-    fits = min(math.floor(total.get(k, 0) / v + 1e-9) for k, v in need.items() if v > 0)
-    if fits < 1:
-        raise DistSpkError(f"one trial needs {need} (1 driver CPU + {trainer.workers} workers) but the cluster "
-                           f"has {({k: total.get(k, 0) for k in need})}; use fewer --workers-per-trial")
-    return min(fits, requested) if requested else fits
 
 
 def connect_for_search(trainer: TrainerConfig) -> None:
@@ -217,6 +181,12 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
     CHECKS[task](config)
     for warning in search_warnings(task, config):
         print(f"[tune] warning: {warning}", flush=True)
+    # what the cluster can become, before anything is written: a trial shape no node type holds is refused here
+    connect_for_search(config.trainer)
+    concurrent, decided = plan_concurrency(config.trainer, read_cluster_capacity(),
+                                           requested=config.search.max_concurrent)
+    print(f"[tune] {decided}", flush=True)
+    check_gpu_workers(config.trainer)
     exp_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, exp_dir)
     (exp_dir / "space.yaml").write_text(yaml.safe_dump({"parameters": {p.key: p.to_wandb() for p in params}},
@@ -224,15 +194,7 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
     extras = PREPARES[task](config, exp_dir)
     metric = OBJECTIVES[task]
 
-    connect_for_search(config.trainer)
-    import ray
-
-    from dist_spk.train.launch import check_shared_storage
-
     check_shared_storage(exp_dir)
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    concurrent = max_concurrent_trials(config.trainer, total=ray.cluster_resources(), nodes=nodes,
-                                       requested=config.search.max_concurrent)
     trainable = tune.with_resources(
         tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=str(exp_dir), extras=extras),
         {"cpu": DRIVER_CPUS},
