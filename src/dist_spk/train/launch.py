@@ -144,6 +144,27 @@ def check_gpu_workers(trainer: TrainerConfig, *, timeout: float = 1800) -> None:
                                   "trainer.use_gpu=false to train on the CPU")
 
 
+def torch_config(trainer: TrainerConfig):
+    """Ray Train's torch backend settings: with GPUs, one that checks CUDA on every worker before NCCL starts."""
+    if not trainer.use_gpu:
+        return None
+    from dist_spk.train.cuda_backend import CudaCheckedTorchConfig
+
+    return CudaCheckedTorchConfig()
+
+
+def training_error(error: BaseException) -> BaseException:
+    """The error a user should see: ours when Ray wrapped it (a controller or worker-group failure), else Ray's."""
+    seen, current = set(), error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DistSpkError):
+            return current
+        current = (getattr(current, "controller_failure", None) or getattr(current, "__cause__", None)
+                   or getattr(current, "cause", None))
+    return error
+
+
 def scaling_config(trainer: TrainerConfig):
     from ray.train import ScalingConfig
 
@@ -177,7 +198,14 @@ def run_ray_train(payload: dict[str, Any], trainer: TrainerConfig, *, storage: P
         failure_config=FailureConfig(max_failures=max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=2),
     )
-    result = TorchTrainer(ray_worker, train_loop_config=payload, scaling_config=scaling_config(trainer),
-                          run_config=run_config).fit()
-    if result.error is not None:
-        raise DistSpkError(f"training failed: {result.error}")
+    try:
+        result = TorchTrainer(ray_worker, train_loop_config=payload, scaling_config=scaling_config(trainer),
+                              torch_config=torch_config(trainer), run_config=run_config).fit()
+        error = result.error
+    except Exception as err:  # noqa: BLE001 - Ray raises controller failures from fit()
+        error = err
+    if error is not None:
+        ours = training_error(error)
+        if isinstance(ours, DistSpkError):
+            raise ours from None
+        raise DistSpkError(f"training failed: {error}")

@@ -82,7 +82,7 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
     from ray.train.torch import TorchTrainer
     from ray.util.queue import Empty, Queue
 
-    from dist_spk.train.launch import ray_worker, scaling_config
+    from dist_spk.train.launch import ray_worker, scaling_config, torch_config, training_error
 
     trial_id = tune.get_context().get_trial_id()
     config = trial_config(task, base, params)
@@ -100,6 +100,7 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
         ray_worker,
         train_loop_config=payload,
         scaling_config=scaling_config(config.trainer),
+        torch_config=torch_config(config.trainer),
         run_config=RunConfig(
             name=_run_name(Path(exp_dir), trial_id),
             storage_path=str(Path(exp_dir) / "train"),
@@ -127,7 +128,6 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
         tune.report(metrics, checkpoint=tune.Checkpoint(checkpoint.path, checkpoint.filesystem)
                     if checkpoint is not None else None)
     fitting.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    if outcome["result"].error is not None:
-        raise outcome["result"].error
+    error = outcome.get("error") or outcome["result"].error
+    if error is not None:
+        raise training_error(error)
