@@ -50,11 +50,45 @@ def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
     return model
 
 
-def build_model(config: SegModelConfig, task) -> Model:
+def is_hub_id(init: str) -> bool:
+    """``model.init`` names a model on the hub (``owner/name``), not "random" or a local checkpoint."""
+    return init != "random" and not Path(init).expanduser().exists() and init.count("/") == 1 \
+        and not init.startswith((".", "/", "~"))
+
+
+def fetch_hub_checkpoint(init: str, *, token_env: str, cache_dir: Path) -> Path:
+    """Download a hub model's checkpoint once into ``cache_dir`` (shared storage) and return its local path.
+
+    Run by the driver (``dist-spk train`` or the search's job), the only process that holds the hub token
+    (``token_env``, e.g. from ``ray job submit --metadata-json '{"hf_token": ...}'``): workers then load the
+    local file and never need the token, which so never reaches a runtime env, a log or a worker.
+    """
+    from pyannote.audio.utils.hf_hub import AssetFileName, download_from_hf_hub
+
+    token = os.environ.get(token_env) or None
+    try:
+        path = download_from_hf_hub(init, AssetFileName.Model, cache_dir=cache_dir, token=token)
+    except Exception as err:  # network, auth and gating errors come from huggingface_hub
+        path, reason = None, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    else:
+        reason = "the hub gave no checkpoint"
+    if path is None:
+        hint = "" if token else f" ({token_env} is not set; gated models need a token)"
+        raise DistSpkError(f"model.init: cannot download {init!r} from the model hub: {reason}{hint}. Pass a "
+                           "local checkpoint path instead if this machine cannot reach the hub.")
+    return Path(path)
+
+
+def build_model(config: SegModelConfig, task, *, local_init: str | None = None) -> Model:
     """PyanNet for ``task``: random (with the config's sizes) or loaded from ``config.init``.
 
-    A loaded model keeps its own architecture; the size keys of ``config`` then do not apply.
+    ``local_init`` is ``config.init`` already downloaded by the driver (a hub model's checkpoint on shared
+    storage). A loaded model keeps its own architecture; the size keys of ``config`` then do not apply.
     """
+    if local_init:
+        model = load_pretrained(local_init)
+        model.task = task
+        return model
     if config.init == "random":
         return PyanNet(
             sincnet={"stride": config.sincnet_stride},

@@ -39,16 +39,23 @@ def check_segmentation_data(config) -> None:
 
 
 def prepare_segmentation(config, run_dir: Path) -> dict[str, Any]:
-    """Build pyannote's metadata cache once, before any worker starts; return the payload entries."""
+    """Build pyannote's metadata cache once, and download a hub model's checkpoint once, before any worker
+    starts (workers never need the hub token); return the payload entries."""
     from dist_spk.data.protocol import load_protocol
     from dist_spk.segmentation.cache import cache_path, prepare_cache
+    from dist_spk.segmentation.model import fetch_hub_checkpoint, is_hub_id
     from dist_spk.train.seg_loop import build_task
 
     protocol = load_protocol(config.data.root, config.data.protocol)
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else run_dir / "cache"
     path = cache_path(config.data, cache_dir, protocol.name)
     prepare_cache(build_task(config, protocol, cache=None), path)
-    return {"cache_file": str(path.resolve())}
+    extras = {"cache_file": str(path.resolve())}
+    if is_hub_id(config.model.init):
+        checkpoint = fetch_hub_checkpoint(config.model.init, token_env=config.model.hub_token_env,
+                                          cache_dir=cache_dir / "hub")
+        extras["model_init"] = str(checkpoint.resolve())
+    return extras
 
 
 def _speaker_manifest(config):

@@ -9,12 +9,11 @@ The one adapter between dist_spk and W&B (through Ray's ``WandbLoggerCallback``)
   to ``wandb.init`` as a setting instead, an actor argument.
 - a job submitted with ``ray job submit`` gets the key from its submitter as job metadata
   (``--metadata-json '{"wandb_api_key": ...}'``), which Ray keeps in memory and writes to no log:
-  :func:`adopt_submitted_key` (runtime-env variables would be logged, as above).
+  :mod:`dist_spk.launch.secrets` (runtime-env variables would be logged, as above).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
@@ -23,22 +22,16 @@ from urllib.parse import urlsplit
 
 from ray.air.integrations.wandb import WandbLoggerCallback
 
-KEY_VAR = "WANDB_API_KEY"
+from dist_spk.launch.secrets import JOB_CONFIG_VAR, SECRETS, adopt_submitted_secrets  # noqa: F401 (re-exported)
+
 METADATA_KEY = "wandb_api_key"  # `ray job submit --metadata-json '{"wandb_api_key": "..."}'`
-JOB_CONFIG_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # how Ray's job supervisor passes metadata to the entrypoint
+KEY_VAR = SECRETS[METADATA_KEY]  # WANDB_API_KEY
 
 
 def adopt_submitted_key() -> bool:
-    """In a ``ray job submit`` entrypoint: take the W&B key from the job's metadata into this process only."""
-    try:
-        metadata = json.loads(os.environ.get(JOB_CONFIG_VAR) or "{}").get("metadata") or {}
-    except json.JSONDecodeError:
-        return False
-    key = metadata.get(METADATA_KEY)
-    if key and not os.environ.get(KEY_VAR):
-        os.environ[KEY_VAR] = key
-        return True
-    return False
+    """In a ``ray job submit`` entrypoint: adopt the job's secrets (:mod:`dist_spk.launch.secrets`); whether the
+    W&B key was among them. Kept for scripts written against earlier versions."""
+    return KEY_VAR in adopt_submitted_secrets()
 
 
 class KeyInMemoryWandbCallback(WandbLoggerCallback):
