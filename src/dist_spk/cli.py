@@ -640,6 +640,28 @@ def _demo_search(task: str, data: Path, exp: Path) -> None:
         typer.echo(f"[demo] plot: {path}")
 
 
+@app.command("doctor")
+def doctor(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory to check: on a cluster, the shared "
+                                      "storage your searches will write to.")] = Path("."),
+    preset: Preset = "cluster",
+    no_scale: Annotated[bool, typer.Option("--no-scale", help="Check only node types that have a node up; never ask "
+                                           "the autoscaler for one.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the autoscaler to add a node of a type.")] = 900,
+) -> None:
+    """Check the cluster (or this machine) before a search: every node type's torch/CUDA/NCCL/driver, audio
+    decoding, shared storage, W&B login and the hub token. Exit 1 on any blocker."""
+    from dist_spk.launch.doctor import FAIL, render, run_doctor
+
+    rows = run_doctor(out=out, preset=preset, scale=not no_scale, timeout=timeout, progress=typer.echo)
+    typer.echo(render(rows), nl=False)
+    failed = [row for row in rows if row.status == FAIL]
+    if failed:
+        typer.echo(f"{len(failed)} blocker(s): " + ", ".join(f"{row.check} on {row.where}" for row in failed))
+        raise typer.Exit(1)
+    typer.echo("no blocker: the cluster is ready for `ray job submit ... -- python ray_jobs/tune_speaker.py ...`")
+
+
 def main(argv: list[str] | None = None, *, prog_name: str = "dist-spk") -> None:
     """Console-script entry point; ``ray_jobs/*.py`` call it with their command prefixed to ``argv``."""
     try:

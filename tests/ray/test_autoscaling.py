@@ -63,6 +63,15 @@ def test_a_search_grows_the_cluster_from_zero_worker_nodes_and_refuses_a_shape_i
         assert "trial_node {CPU: 2, trial_node: 1} (up to 2 node(s), 0 alive)" in refused.stderr
         assert "Traceback" not in refused.stderr and not (tmp_path / "refused").exists()
 
+        # doctor asks the autoscaler for a node of the type no node is up of, and checks it there
+        doctor = subprocess.run([*CLI, "doctor", "--out", str(tmp_path / "doctor"), "--preset", "local",
+                                 "--timeout", "300"], env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
+                                timeout=600)
+        assert doctor.returncode == 0, doctor.stdout[-4000:] + doctor.stderr[-4000:]
+        assert "[doctor] trial_node: asking the autoscaler for a node" in doctor.stdout
+        assert "[doctor] trial_node: checked on" in doctor.stdout
+        assert "trial_node {CPU: 2, trial_node: 1} (up to 2 node(s), 0 alive)" in doctor.stdout
+
         exp = tmp_path / "exp"
         search = _tune(env, small_corpus, exp, space, 'trainer.worker_resources={"trial_node": 1}', timeout=1200)
         output = search.stdout + search.stderr

@@ -40,6 +40,7 @@ class NodeType:
     max_nodes: int
     alive: int = 0
     head: bool = False
+    node_ids: tuple[str, ...] = ()  # the alive nodes of this type (Ray node ids), when read from a live cluster
 
     def offers(self) -> str:
         shown = {k: v for k, v in sorted(self.resources.items()) if k not in _IGNORED and not k.startswith("node:")}
@@ -172,31 +173,34 @@ def plan_concurrency(trainer: TrainerConfig, capacity: Capacity, *, requested: i
 # ---------------------------------------------------------------------------------------------
 
 
-def node_types_from_autoscaling_config(config: dict, alive: list[dict[str, float]]
-                                       ) -> tuple[list[NodeType], int | None]:
+def node_types_from_autoscaling_config(config: dict, alive: list[dict[str, float]], *,
+                                       ids: list[str] | None = None) -> tuple[list[NodeType], int | None]:
     """(node types, cap on worker nodes) of a cluster-launcher or KubeRay autoscaling config.
 
-    Each alive node counts for the type it belongs to (:func:`_type_of`); a node that fits no type (joined by
-    hand) becomes a type of its own.
+    Each alive node (``ids``: their Ray node ids, in the same order) counts for the type it belongs to
+    (:func:`type_of_node`); a node that fits no type (joined by hand) becomes a type of its own.
     """
     specs = config.get("available_node_types") or {}
     head = config.get("head_node_type")
     resources = {name: {k: float(v) for k, v in (spec.get("resources") or {}).items()} for name, spec in specs.items()}
-    alive_by_type: dict[str, int] = dict.fromkeys(specs, 0)
-    strays: list[dict[str, float]] = []
-    for node in alive:
-        name = _type_of(node, resources, head)
+    members: dict[str, list[str]] = {name: [] for name in specs}
+    strays: list[tuple[str, dict[str, float]]] = []
+    for index, node in enumerate(alive):
+        node_id = ids[index] if ids else f"alive-{index}"
+        name = type_of_node(node, resources, head)
         if name is None:
-            strays.append(_clean(node))
+            strays.append((node_id, _clean(node)))
         else:
-            alive_by_type[name] += 1
+            members[name].append(node_id)
     types = []
     for name, spec in specs.items():
         most = 1 if name == head else int(spec.get("max_workers", config.get("max_workers", 0)))
         most = MAX_NODES_COUNTED if most < 0 else most
-        types.append(NodeType(name, resources[name], max(most, alive_by_type[name]), alive_by_type[name],
-                              head=name == head))
-    types += [NodeType(f"unlisted-node-{i}", node, 1, alive=1) for i, node in enumerate(strays)]
+        count = len(members[name])
+        types.append(NodeType(name, resources[name], max(most, count), count, head=name == head,
+                              node_ids=tuple(members[name]) if ids else ()))
+    types += [NodeType(f"unlisted-node-{i}", node, 1, alive=1, node_ids=(node_id,) if ids else ())
+              for i, (node_id, node) in enumerate(strays)]
     cap = config.get("max_workers")
     return types, int(cap) if cap is not None and int(cap) >= 0 else None
 
@@ -205,7 +209,7 @@ def _clean(node: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in node.items() if not k.startswith("node:") and k not in _IGNORED}
 
 
-def _type_of(node: dict[str, float], types: dict[str, dict[str, float]], head: str | None) -> str | None:
+def type_of_node(node: dict[str, float], types: dict[str, dict[str, float]], head: str | None) -> str | None:
     """The node type an alive node belongs to: the head by Ray's head marker; a worker by the type whose
     distinguishing resources (all but CPU) it carries, the most specific such type winning."""
     if "node:__internal_head__" in node:
@@ -221,13 +225,14 @@ def _type_of(node: dict[str, float], types: dict[str, dict[str, float]], head: s
     return best
 
 
-def node_types_from_cluster_config_proto(proto, alive: list[dict[str, float]]) -> tuple[list[NodeType], None]:
+def node_types_from_cluster_config_proto(proto, alive: list[dict[str, float]], *, ids: list[str] | None = None
+                                         ) -> tuple[list[NodeType], None]:
     """Node types of the GCS's ``autoscaler_pb2.ClusterConfig`` (node group configs with min/max counts)."""
     config = {"available_node_types": {}, "head_node_type": None}
     for group in proto.node_group_configs:
         most = group.max_count if group.max_count >= 0 else MAX_NODES_COUNTED
         config["available_node_types"][group.name] = {"resources": dict(group.resources), "max_workers": most}
-    types, _ = node_types_from_autoscaling_config(config, alive)
+    types, _ = node_types_from_autoscaling_config(config, alive, ids=ids)
     return types, None
 
 
@@ -273,7 +278,8 @@ def read_cluster_capacity() -> Capacity:
     """The connected cluster's node types (see the module docstring for where they are read from)."""
     import ray
 
-    alive = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    alive, ids = [n["Resources"] for n in nodes], [n["NodeID"] for n in nodes]
     now = {k: float(v) for k, v in ray.cluster_resources().items()}
     try:
         from ray._private.state import state
@@ -282,7 +288,7 @@ def read_cluster_capacity() -> Capacity:
     except Exception:  # an older GCS without the call
         proto = None
     if proto is not None and proto.node_group_configs:
-        types, cap = node_types_from_cluster_config_proto(proto, alive)
+        types, cap = node_types_from_cluster_config_proto(proto, alive, ids=ids)
         return Capacity(tuple(types), "the GCS cluster config", cap, now)
     on_head = ray.remote(num_cpus=0, resources={"node:__internal_head__": 0.001}, max_retries=0)(
         _autoscaling_config_on_head)
@@ -291,8 +297,8 @@ def read_cluster_capacity() -> Capacity:
     except Exception as err:  # noqa: BLE001 - no head marker (Ray client), or the task failed: no autoscaler info
         config, source = None, f"head not readable ({type(err).__name__})"
     if config:
-        types, cap = node_types_from_autoscaling_config(config, alive)
+        types, cap = node_types_from_autoscaling_config(config, alive, ids=ids)
         return Capacity(tuple(types), source, cap, now)
-    types = [NodeType(f"node-{i}", _clean(n), 1, alive=1, head="node:__internal_head__" in n)
-             for i, n in enumerate(alive)]
+    types = [NodeType(f"node-{i}", _clean(n), 1, alive=1, head="node:__internal_head__" in n, node_ids=(node_id,))
+             for i, (n, node_id) in enumerate(zip(alive, ids, strict=True))]
     return Capacity(tuple(types), "alive nodes" + (f"; {source}" if source else ""), None, now)

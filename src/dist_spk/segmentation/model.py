@@ -13,6 +13,7 @@ from pyannote.audio.models.segmentation import PyanNet
 
 from dist_spk.config.tasks import SegModelConfig
 from dist_spk.errors import ConfigError, DistSpkError
+from dist_spk.hub import is_hub_id  # noqa: F401 (re-exported for the driver's prepare step)
 
 
 def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
@@ -48,12 +49,6 @@ def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
     if model is None:
         raise DistSpkError(f"model.init: {init!r} did not yield a model")
     return model
-
-
-def is_hub_id(init: str) -> bool:
-    """``model.init`` names a model on the hub (``owner/name``), not "random" or a local checkpoint."""
-    return init != "random" and not Path(init).expanduser().exists() and init.count("/") == 1 \
-        and not init.startswith((".", "/", "~"))
 
 
 def fetch_hub_checkpoint(init: str, *, token_env: str, cache_dir: Path) -> Path:

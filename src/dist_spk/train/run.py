@@ -42,8 +42,9 @@ def prepare_segmentation(config, run_dir: Path) -> dict[str, Any]:
     """Build pyannote's metadata cache once, and download a hub model's checkpoint once, before any worker
     starts (workers never need the hub token); return the payload entries."""
     from dist_spk.data.protocol import load_protocol
+    from dist_spk.hub import is_hub_id
     from dist_spk.segmentation.cache import cache_path, prepare_cache
-    from dist_spk.segmentation.model import fetch_hub_checkpoint, is_hub_id
+    from dist_spk.segmentation.model import fetch_hub_checkpoint
     from dist_spk.train.seg_loop import build_task
 
     protocol = load_protocol(config.data.root, config.data.protocol)
