@@ -369,12 +369,13 @@ Space = Annotated[Path | None, typer.Option(help="Search-space YAML (W&B sweep o
 
 def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num_samples: int | None,
           scheduler: str | None, search: str | None, workers_per_trial: int | None, gpus_per_worker: float | None,
-          resume: bool, config: Path | None, overrides: list[str] | None) -> None:
+          max_concurrent: int | None, resume: bool, config: Path | None, overrides: list[str] | None) -> None:
     from dist_spk.tune.runner import tune_task
     from dist_spk.tune.space import default_space_path, load_space
 
     keys = {"data.root": data.resolve(), "search.num_samples": num_samples, "search.scheduler": scheduler,
-            "search.search": search, "trainer.workers": workers_per_trial, "trainer.gpus_per_worker": gpus_per_worker}
+            "search.search": search, "trainer.workers": workers_per_trial, "trainer.gpus_per_worker": gpus_per_worker,
+            "search.max_concurrent": max_concurrent}
     resolved = _resolve(task, preset, config, overrides, **keys)
     params = load_space(space or default_space_path(task), task)
     rows, best = tune_task(task, resolved, params, exp_dir=out, resume=resume)
@@ -398,11 +399,13 @@ def _tune_command(task: str, objective: str):
         search: Annotated[str | None, typer.Option(help="random or optuna (TPE).")] = None,
         workers_per_trial: Annotated[int | None, typer.Option(help="Ray Train workers per trial.")] = None,
         gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per worker (with trainer.use_gpu).")] = None,
+        max_concurrent: Annotated[int | None, typer.Option(help="Most trials at once (default: what the cluster can "
+                                                           "grow to; its autoscaler adds nodes for the rest).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted search in --out.")] = False,
         config: ConfigFile = None, overrides: Overrides = None,
     ) -> None:
         _tune(task, data, out, preset, space, num_samples, scheduler, search, workers_per_trial, gpus_per_worker,
-              resume, config, overrides)
+              max_concurrent, resume, config, overrides)
 
     command.__doc__ = f"Search {objective[0]} hyper-parameters (objective: {objective[1]}, lower is better)."
     return command

@@ -131,7 +131,8 @@ def test_runtime_env_ships_the_package_and_no_secret():
 
 @pytest.mark.parametrize(("script", "flags"), [
     ("tune_speaker.py", ["--data", "--out", "--preset", "--space", "--num-samples", "--scheduler", "--search",
-                         "--workers-per-trial", "--gpus-per-worker", "--resume", "--set"]),
+                         "--workers-per-trial", "--gpus-per-worker", "--max-concurrent", "--resume", "--set"]),
+    ("doctor.py", ["--out", "--preset", "--no-scale", "--timeout"]),
     ("tune_segmentation.py", ["--data", "--out", "--num-samples", "--scheduler", "--workers-per-trial"]),
     ("train_best.py", ["--out", "--data", "--epochs", "--workers", "--set"]),
 ])
