@@ -13,17 +13,16 @@ connect with ``RAY_ADDRESS``, not for ``ray job submit --working-dir`` jobs (use
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+
+from tests.local_cluster import StartsAndStops, kill_until_gone, processes_naming
 
 BIN = Path(sys.executable).parent
 PORT = 6379  # the fake provider joins its nodes here (provider.gcs_address; its default is <machine IP>:6379)
@@ -52,7 +51,7 @@ def autoscaling_config(*, head_cpus: int, worker_types: dict[str, dict]) -> dict
     }
 
 
-class FakeAutoscalingCluster:
+class FakeAutoscalingCluster(StartsAndStops):
     """``with FakeAutoscalingCluster(head_cpus=2, worker_types={...}) as cluster: ... cluster.address ...``."""
 
     def __init__(self, *, head_cpus: int, worker_types: dict[str, dict]):
@@ -89,38 +88,11 @@ class FakeAutoscalingCluster:
 
     def processes(self) -> list[int]:
         """Every live process of this cluster: those naming its folder, and the provider's nodes."""
-        mine = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == os.getpid():
-                continue
-            try:
-                text = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
-            except OSError:
-                continue
-            if str(self.root).encode() in text or b"RAY_OVERRIDE_NODE_ID_FOR_TESTING=" in text:
-                mine.append(int(proc.name))
-        return mine
+        return processes_naming(str(self.root).encode(), b"RAY_OVERRIDE_NODE_ID_FOR_TESTING=")
 
     def stop(self) -> None:
-        for _ in range(5):
-            pids = self.processes()
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(1)
+        kill_until_gone(self.processes)
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> FakeAutoscalingCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def _port_in_use(port: int) -> bool:

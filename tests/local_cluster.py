@@ -22,13 +22,60 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def processes_naming(*markers: bytes) -> list[int]:
+    """Every live process (but this one) whose command line or environment holds one of ``markers``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            text = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(marker in text for marker in markers):
+            found.append(int(proc.name))
+    return found
+
+
+def kill_until_gone(find, *, rounds: int = 5) -> None:
+    """SIGKILL what ``find()`` lists until it lists nothing (Ray restarts some of its processes once)."""
+    for _ in range(rounds):
+        pids = find()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+
+
+class StartsAndStops:
+    """``with X(...) as cluster:``: ``start()`` on entry (``stop()`` if it fails half-way), ``stop()`` on exit."""
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-class LocalCluster:
+class LocalCluster(StartsAndStops):
     """``with LocalCluster(nodes=2, cpus_per_node=2) as cluster: cluster.submit(...)``."""
 
     def __init__(self, *, nodes: int = 2, cpus_per_node: int = 2):
@@ -100,35 +147,8 @@ class LocalCluster:
 
     def processes(self) -> list[int]:
         """Every live process whose command line or environment names this cluster's folder."""
-        mine = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == os.getpid():
-                continue
-            try:
-                text = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
-            except OSError:
-                continue
-            if str(self.root).encode() in text:
-                mine.append(int(proc.name))
-        return mine
+        return processes_naming(str(self.root).encode())
 
     def stop(self) -> None:
-        for _ in range(3):
-            pids = self.processes()
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(1)
+        kill_until_gone(self.processes, rounds=3)
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> LocalCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
