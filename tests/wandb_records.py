@@ -54,9 +54,31 @@ def history(path: Path) -> list[dict]:
 
 
 def config(path: Path) -> dict:
+    """The run's config: what ``wandb.init(config=)`` put in the run record, then every config update."""
     values = {}
     for record in records(path):
-        if record.WhichOneof("record_type") == "config":
-            for item in record.config.update:
+        kind = record.WhichOneof("record_type")
+        updates = record.run.config.update if kind == "run" else record.config.update if kind == "config" else []
+        for item in updates:
+            values["/".join(item.nested_key) or item.key] = json.loads(item.value_json)
+    return values
+
+
+def summary(path: Path) -> dict:
+    """The run's final summary: every summary update applied in order."""
+    values = {}
+    for record in records(path):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
                 values["/".join(item.nested_key) or item.key] = json.loads(item.value_json)
     return values
+
+
+def run_info(path: Path):
+    """The run record (run_id, display_name, run_group, job_type, sweep_id)."""
+    return next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
+
+
+def kinds(path: Path) -> list[str]:
+    """Every record's type, in order (a complete file ends with ``exit``, then its final summary/telemetry)."""
+    return [record.WhichOneof("record_type") for record in records(path)]

@@ -15,6 +15,9 @@ import yaml
 from tests.conftest import CLI
 from tests.wandb_records import config as wandb_config
 from tests.wandb_records import history as wandb_history
+from tests.wandb_records import kinds as wandb_kinds
+from tests.wandb_records import run_info as wandb_run
+from tests.wandb_records import summary as wandb_summary
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -66,16 +69,27 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
     best = json.loads((exp / "best" / "metrics.json").read_text())
     assert best["best"]["eer"] == min(row["eer"] for h in histories.values() for row in h)
     assert (exp / "best" / "checkpoint.ckpt").is_file()
-    # every trial is a W&B run holding its per-epoch metrics and its sampled config
+    # every trial is a W&B run of the experiment's own group, holding its per-epoch metrics, its config (not in
+    # history), its best EER in the summary, and W&B's exit record: complete when tune returned
     runs = sorted((exp / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 6
+    group = json.loads((exp / "wandb" / "experiment.json").read_text())["group"]
+    assert group.startswith("exp-") and group != "exp"
     for path in runs:
-        trial = path.stem.removeprefix("run-")
-        logged = [row["eer"] for row in wandb_history(path) if "eer" in row]
+        info = wandb_run(path)
+        trial = info.display_name
+        assert info.run_group == group and info.run_id == f"{group}-{trial}" and info.job_type == "trial"
+        rows = wandb_history(path)
+        logged = [row["eer"] for row in rows if "eer" in row]
         # a stopped trial's worker may finish one more epoch before Tune's stop reaches it
         assert 1 <= len(logged) <= len(histories[trial])
         assert logged == pytest.approx([row["eer"] for row in histories[trial][: len(logged)]])
-        assert 1e-3 <= wandb_config(path)["optim.lr"] <= 1e-2
+        assert not [key for row in rows for key in row if key.startswith("config/")]
+        assert 1e-3 <= wandb_config(path)["optim.lr"] <= 1e-2 and wandb_config(path)["trainer.epochs"] == 4
+        final = wandb_summary(path)
+        assert final["eer"] == {"min": pytest.approx(min(logged))} and final["best/eer"] == pytest.approx(min(logged))
+        assert final["best/epoch"] == next(row["epoch"] for row in rows if row.get("eer") == final["best/eer"])
+        assert "exit" in wandb_kinds(path)
     assert "wandb sync" in result.stdout
 
 

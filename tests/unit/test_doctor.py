@@ -11,8 +11,8 @@ from dist_spk.launch.doctor import (
     check_wandb,
     node_report,
     rows_for_node,
-    wandb_key,
 )
+from dist_spk.tune.wandb_logging import wandb_key
 
 
 def _report(**changes) -> dict:

@@ -111,27 +111,11 @@ def check_experiment_dir(out: Path) -> tuple[Row, str | None]:
     return Row("experiment dir", DRIVER, OK, f"{probe.parent} is writable"), str(probe)
 
 
-def wandb_key() -> tuple[str | None, str]:
-    """(the W&B key, where it came from): WANDB_API_KEY, else the netrc entry `wandb login` writes."""
-    if os.environ.get("WANDB_API_KEY"):
-        return os.environ["WANDB_API_KEY"], "WANDB_API_KEY"
-    import netrc
-    from urllib.parse import urlsplit
-
-    host = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
-    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    try:
-        entry = netrc.netrc(str(path)).authenticators(host)
-    except (OSError, netrc.NetrcParseError):
-        return None, ""
-    return (entry[2], f"{path} (wandb login)") if entry and entry[2] else (None, "")
-
-
 def check_wandb() -> Row:
     """Whether the search will log online: a key, a route to the server, and the server accepting the key."""
-    from dist_spk.tune.wandb_logging import reachable
+    from dist_spk.tune.wandb_logging import reachable, server_url, wandb_key
 
-    server = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    server = server_url()
     key, source = wandb_key()
     if os.environ.get("WANDB_MODE") == "offline" or not key:
         why = "WANDB_MODE=offline" if key else "no key (WANDB_API_KEY, `wandb login`, or job metadata wandb_api_key)"

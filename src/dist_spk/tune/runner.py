@@ -7,13 +7,12 @@ Experiment directory ``EXP``::
     EXP/train/train-<trial id>-<n>/   each start of a trial: its Ray Train run and checkpoints
     EXP/trials/<trial id>/            each trial's run directory (config.yaml, metrics.jsonl, checkpoints/)
     EXP/cache/ or EXP/data/           what every trial shares (pyannote's metadata cache, speaker manifests)
-    EXP/wandb/                        offline W&B runs when no WANDB_API_KEY is set
+    EXP/wandb/                        W&B: experiment.json (the group), offline runs when no key is found
     EXP/summary.csv, EXP/best/        written when the search ends (see :mod:`dist_spk.tune.results`)
 """
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 from pathlib import Path
@@ -199,7 +198,8 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
         tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=str(exp_dir), extras=extras),
         {"cpu": DRIVER_CPUS},
     )
-    wandb_logger, offline = wandb_callback(config.search.wandb_project, exp_dir)
+    wandb_logger, offline = wandb_callback(config.search.wandb_project, exp_dir, objective=metric,
+                                           base=to_dict(config))
     if resume:
         tuner = tune.Tuner.restore(str(state), trainable=trainable, resume_errored=True)
     else:
@@ -227,10 +227,11 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
     print(f"[tune] {config.search.num_samples * grid} trials of {task}, {concurrent} at a time, scheduler "
           f"{config.search.scheduler}, search {config.search.search}; objective {metric} (lower is better)",
           flush=True)
-    results = tuner.fit()
-    # drop the W&B callback while Ray is still up: collected at interpreter exit, its __del__ fails noisily
-    del tuner, wandb_logger
-    gc.collect()
+    try:
+        results = tuner.fit()
+    finally:
+        wandb_logger.close()  # every trial's run file complete (W&B's exit record) before tune returns
+    del tuner
     if offline:
         print(f"[tune] W&B runs were written offline to {exp_dir / 'wandb'}; upload them with: "
               f"wandb sync {exp_dir / 'wandb'}/offline-run-*", flush=True)

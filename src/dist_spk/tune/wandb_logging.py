@@ -1,31 +1,47 @@
-"""W&B for searches: every trial a run grouped under its experiment; the API key never written anywhere.
+"""W&B for searches: one run per trial, grouped under its experiment; the API key never leaves the driver.
 
-The one adapter between dist_spk and W&B (through Ray's ``WandbLoggerCallback``):
+The one adapter between dist_spk and W&B. :class:`TrialRuns`, a Ray Tune callback, opens one W&B run per trial in
+the search's own driver process (W&B runs several runs per process, ``reinit="create_new"``) and logs each
+result there. Earlier versions used Ray's ``WandbLoggerCallback``, which starts a logging actor per trial and hands
+it the key (as a runtime-env variable Ray writes to ``runtime_env_agent.log``, ray-project/ray#39502, which we had
+to work around by overriding a private method), logs ``result["config"]`` flattened into history at every epoch,
+and keeps the objective's *last* value in the summary. Here:
 
-- without ``WANDB_API_KEY`` the runs are written offline under ``EXP/wandb`` (``wandb sync`` later);
-- with it they go online, and the key travels only in memory. Ray's callback hands the key to its
-  logging actors as a runtime-env variable, and Ray's runtime-env agent writes every runtime env it
-  creates to ``runtime_env_agent.log`` (ray-project/ray#39502): :class:`KeyInMemoryWandbCallback` hands it
-  to ``wandb.init`` as a setting instead, an actor argument.
-- a job submitted with ``ray job submit`` gets the key from its submitter as job metadata
-  (``--metadata-json '{"wandb_api_key": ...}'``), which Ray keeps in memory and writes to no log:
-  :mod:`dist_spk.launch.secrets` (runtime-env variables would be logged, as above).
+- the summary holds the objective's best value (``define_metric(objective, summary="min")``) and
+  ``best/<objective>``, ``best/epoch``, so W&B ranks trials as ``EXP/best`` does;
+- every metric is plotted against ``epoch`` (``define_metric("*", step_metric="epoch")``); the config goes to the
+  run's config (the full resolved config, dotted keys), never into history;
+- the group is the experiment's own id (``EXP/wandb/experiment.json``, kept across ``--resume``), so two
+  experiments whose folders share a name never merge; a resumed trial continues its run (same id);
+- every run is finished when its trial ends and at the end of the search: the offline files are complete
+  (W&B's exit record) when ``tune`` returns;
+- online when a key is found: ``WANDB_API_KEY`` (also adopted from job metadata, :mod:`dist_spk.launch.secrets`)
+  or the netrc entry ``wandb login`` writes; otherwise offline under ``EXP/wandb`` (``wandb sync`` later).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import netrc
 import os
 import socket
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ray.air.integrations.wandb import WandbLoggerCallback
+from ray.tune import Callback
 
 from dist_spk.launch.secrets import JOB_CONFIG_VAR, SECRETS, adopt_submitted_secrets  # noqa: F401 (re-exported)
 
 METADATA_KEY = "wandb_api_key"  # `ray job submit --metadata-json '{"wandb_api_key": "..."}'`
 KEY_VAR = SECRETS[METADATA_KEY]  # WANDB_API_KEY
+# what Tune adds to every result: bookkeeping, not metrics (the config goes to the run's config)
+TUNE_KEYS = {"config", "trial_id", "date", "timestamp", "pid", "hostname", "node_ip", "experiment_tag", "done",
+             "checkpoint_dir_name", "should_checkpoint", "checkpoint_path", "wall_time", "time_since_restore",
+             "iterations_since_restore", "training_iteration", "time_this_iter_s", "time_total_s"}
 
 
 def adopt_submitted_key() -> bool:
@@ -34,16 +50,119 @@ def adopt_submitted_key() -> bool:
     return KEY_VAR in adopt_submitted_secrets()
 
 
-class KeyInMemoryWandbCallback(WandbLoggerCallback):
-    """Ray's callback, except that the logging actors get the key as a ``wandb.Settings`` argument."""
+def server_url() -> str:
+    return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
 
-    def _start_logging_actor(self, trial, exclude_results, **wandb_init_kwargs):
-        key = os.environ.pop(KEY_VAR, None)  # Ray copies it into the actors' runtime env when present
-        try:
-            super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
-        finally:
-            if key is not None:
-                os.environ[KEY_VAR] = key
+
+def wandb_key() -> tuple[str | None, str]:
+    """(the W&B key, where it came from): ``WANDB_API_KEY``, else the netrc entry ``wandb login`` writes."""
+    if os.environ.get(KEY_VAR):
+        return os.environ[KEY_VAR], KEY_VAR
+    host = urlsplit(server_url()).hostname or "api.wandb.ai"
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    try:
+        entry = netrc.netrc(str(path)).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None, ""
+    return (entry[2], f"{path} (wandb login)") if entry and entry[2] else (None, "")
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 1e-3}}`` -> ``{"optim.lr": 1e-3}`` (how searched keys are named everywhere)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def experiment_group(exp_dir: Path) -> str:
+    """The experiment's W&B group: its folder's name plus a unique suffix, kept in ``EXP/wandb/experiment.json``."""
+    record = Path(exp_dir) / "wandb" / "experiment.json"
+    if record.is_file():
+        return json.loads(record.read_text())["group"]
+    group = f"{Path(exp_dir).name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"group": group, "experiment": str(Path(exp_dir).resolve())}, indent=1) + "\n")
+    return group
+
+
+def metrics_of(result: dict[str, Any]) -> dict[str, float]:
+    """The numbers a result reports (our metrics and epoch), without Tune's bookkeeping."""
+    return {k: v for k, v in result.items() if k not in TUNE_KEYS and isinstance(v, int | float)
+            and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value  # numpy scalars from Tune's samplers
+
+
+class TrialRuns(Callback):
+    """One W&B run per trial, opened, logged and finished in the search's driver process."""
+
+    def __init__(self, *, project: str, exp_dir: Path, objective: str, base: dict[str, Any], offline: bool,
+                 job_type: str = "trial"):
+        self.project, self.exp_dir, self.objective = project, str(exp_dir), objective
+        self.base, self.offline, self.job_type = flatten(base), offline, job_type
+        self.group = experiment_group(Path(exp_dir))
+        self._runs: dict[str, Any] = {}
+        self._best: dict[str, float] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its callbacks into the experiment state: open runs stay in this process."""
+        return {**self.__dict__, "_runs": {}}
+
+    def _run(self, trial):
+        run = self._runs.get(trial.trial_id)
+        if run is None:
+            import wandb
+
+            config = {**self.base, **{k: _plain(v) for k, v in trial.config.items()}}
+            run = wandb.init(project=self.project, group=self.group, job_type=self.job_type, name=trial.trial_id,
+                             id=f"{self.group}-{trial.trial_id}", resume="allow", dir=self.exp_dir, config=config,
+                             mode="offline" if self.offline else "online", reinit="create_new",
+                             settings=wandb.Settings(console="off", silent=True))
+            run.define_metric("epoch")
+            run.define_metric("*", step_metric="epoch")
+            run.define_metric(self.objective, summary="min")
+            self._runs[trial.trial_id] = run
+        return run
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._run(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        row = metrics_of(result)
+        run = self._run(trial)
+        run.log(row)
+        value = row.get(self.objective)
+        if value is not None and value < self._best.get(trial.trial_id, math.inf):
+            self._best[trial.trial_id] = value
+            run.summary[f"best/{self.objective}"] = value
+            run.summary["best/epoch"] = row.get("epoch")
+
+    def _finish(self, trial, exit_code: int) -> None:
+        run = self._runs.pop(trial.trial_id, None)
+        if run is not None:
+            run.finish(exit_code=exit_code)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trial, 0)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trial, 1)
+
+    def close(self) -> None:
+        """Finish every run still open (an interrupted search): their files are complete on disk."""
+        for run in self._runs.values():
+            run.finish()
+        self._runs.clear()
+
+    def on_experiment_end(self, trials, **info):
+        self.close()
 
 
 def reachable(url: str, *, timeout: float = 5.0) -> bool:
@@ -57,28 +176,17 @@ def reachable(url: str, *, timeout: float = 5.0) -> bool:
         return False
 
 
-def wandb_callback(project: str, exp_dir: Path) -> tuple[WandbLoggerCallback, bool]:
+def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[str, Any]) -> tuple[TrialRuns, bool]:
     """(the callback, offline?) for a search writing to ``exp_dir``.
 
-    With a key but no route to the server (``WANDB_BASE_URL``, default api.wandb.ai), the runs are
-    written offline instead: W&B would otherwise retry for minutes per trial, and a search must
-    never wait on its dashboard.
+    With a key but no route to the server (``WANDB_BASE_URL``, default api.wandb.ai), the runs are written offline
+    instead: W&B would otherwise retry for minutes per trial, and a search must never wait on its dashboard.
     """
-    offline = not os.environ.get(KEY_VAR) or os.environ.get("WANDB_MODE") == "offline"
-    server = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-    if not offline and not reachable(server):
-        print(f"[tune] W&B server {server} is unreachable: logging offline to {exp_dir / 'wandb'} instead",
+    key, _ = wandb_key()
+    offline = not key or os.environ.get("WANDB_MODE") == "offline"
+    if not offline and not reachable(server_url()):
+        print(f"[tune] W&B server {server_url()} is unreachable: logging offline to {exp_dir / 'wandb'} instead",
               flush=True)
         offline = True
     (exp_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"dir": str(exp_dir)}
-    if offline:
-        kwargs["mode"] = "offline"
-        os.environ["WANDB_MODE"] = "offline"  # Ray's callback asks for an API key unless this says offline
-    else:
-        import wandb
-
-        kwargs["settings"] = wandb.Settings(api_key=os.environ[KEY_VAR])
-    callback = KeyInMemoryWandbCallback(project=project, group=exp_dir.name, log_config=True,
-                                        excludes=["checkpoint_path", "wall_time"], **kwargs)
-    return callback, offline
+    return TrialRuns(project=project, exp_dir=exp_dir, objective=objective, base=base, offline=offline), offline
