@@ -266,14 +266,50 @@ def _resolve(task: str, preset: str, config: Path | None, overrides: list[str] |
     return load_config(task, preset_name=preset, file=config, overrides=[*(overrides or []), *flags])
 
 
+WANDB_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}  # `wandb agent` passes --key=value
+
+
+def _wandb_overrides(ctx: typer.Context) -> list[str]:
+    """W&B's ``--optim.lr=0.001`` arguments (what ``wandb agent`` appends) as ``--set`` overrides."""
+    overrides = []
+    for arg in ctx.args:
+        key, sep, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or not sep or "." not in key:
+            raise DistSpkError(f"unexpected argument {arg!r}; override config keys with --set KEY=VALUE (or W&B's "
+                               "--KEY=VALUE, e.g. --optim.lr=0.001)")
+        overrides.append(f"{key}={value}")
+    return overrides
+
+
+def _train(task: str, resolved, out: Path, resume: bool, names: tuple[str, ...]) -> None:
+    """Train with the run streamed to W&B; under ``wandb agent`` the run directory is ``OUT/<W&B run id>``."""
+    import os
+
+    from dist_spk.config import to_dict
+    from dist_spk.train.run import OBJECTIVES, run_training
+    from dist_spk.tune.wandb_logging import FollowRun
+
+    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+        out = out / os.environ["WANDB_RUN_ID"]
+    follow = FollowRun(run_dir=out, project=resolved.search.wandb_project, objective=OBJECTIVES[task],
+                       config=to_dict(resolved), resume=resume)
+    summary = run_training(task, resolved, out=out, resume=resume, while_training=follow)
+    _print_summary(summary, names)
+    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
+    if follow.offline:
+        typer.echo(f"W&B run written offline to {out / 'wandb'}; upload it with: "
+                   f"wandb sync {out / 'wandb'}/offline-run-*")
+
+
 def _print_summary(summary: dict, names: tuple[str, ...]) -> None:
     best = summary.get("best") or {}
     typer.echo(f"best epoch {summary['best_epoch']} of {summary['epochs']} ({summary['wall_seconds']} s): "
                + "  ".join(f"{n}={best[n]:.4f}" for n in names if best.get(n) is not None))
 
 
-@train_app.command("seg")
+@train_app.command("seg", context_settings=WANDB_ARGS)
 def train_seg(
+    ctx: typer.Context,
     data: DataRoot,
     out: Out,
     preset: Preset = "local",
@@ -285,17 +321,15 @@ def train_seg(
 ) -> None:
     """Fine-tune pyannote's segmentation model (PyanNet) on your dataset."""
     from dist_spk.segmentation.task import SEG_METRICS
-    from dist_spk.train.run import run_training
 
-    resolved = _resolve("seg", preset, config, overrides, **{"data.root": data.resolve(),
-                        "data.protocol": protocol, "trainer.workers": workers})
-    summary = run_training("seg", resolved, out=out, resume=resume)
-    _print_summary(summary, SEG_METRICS)
-    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
+    resolved = _resolve("seg", preset, config, [*(overrides or []), *_wandb_overrides(ctx)],
+                        **{"data.root": data.resolve(), "data.protocol": protocol, "trainer.workers": workers})
+    _train("seg", resolved, out, resume, SEG_METRICS)
 
 
-@train_app.command("spk")
+@train_app.command("spk", context_settings=WANDB_ARGS)
 def train_spk(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", "-d", help="Speaker dataset: VoxCeleb or Kaldi folder, CSV, or a "
                                        "seed-layout diarization dataset.")],
     out: Out,
@@ -309,13 +343,11 @@ def train_spk(
 ) -> None:
     """Train the speaker encoder (Conformer or ECAPA, AAM-softmax); EER on held-out speakers every epoch."""
     from dist_spk.speaker.module import SPK_METRICS
-    from dist_spk.train.run import run_training
 
-    resolved = _resolve("spk", preset, config, overrides, **{"data.root": data.resolve(),
-                        "data.trials": trials.resolve() if trials else None, "trainer.workers": workers})
-    summary = run_training("spk", resolved, out=out, resume=resume)
-    _print_summary(summary, SPK_METRICS)
-    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
+    resolved = _resolve("spk", preset, config, [*(overrides or []), *_wandb_overrides(ctx)],
+                        **{"data.root": data.resolve(), "data.trials": trials.resolve() if trials else None,
+                           "trainer.workers": workers})
+    _train("spk", resolved, out, resume, SPK_METRICS)
 
 
 def best_of_experiment(exp: Path) -> tuple[str, Path]:
@@ -347,16 +379,14 @@ def train_best(
     resume: Resume = False,
 ) -> None:
     """The long final training of a search's best config (EXP/best/config.yaml), from scratch."""
-    from dist_spk.train.run import OBJECTIVES, run_training
+    from dist_spk.train.run import OBJECTIVES
 
     task, best = best_of_experiment(exp)
     resolved = _resolve(task, "local", best, overrides, **{"data.root": data.resolve() if data else None,
                         "trainer.epochs": epochs, "trainer.workers": workers})
     typer.echo(f"[train best] {task} with {best}: {resolved.trainer.epochs} epochs, "
                f"{resolved.trainer.workers} worker(s)")
-    summary = run_training(task, resolved, out=out, resume=resume)
-    _print_summary(summary, (OBJECTIVES[task],))
-    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
+    _train(task, resolved, out, resume, (OBJECTIVES[task],))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,19 +451,31 @@ def tune_export_sweep(
     space: Space = None,
     method: Annotated[str, typer.Option(help="W&B sweep method: random, grid or bayes.")] = "bayes",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (default: print).")] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Dataset the agent's runs train on (default: the "
+                                             "agent's $DIST_SPK_DATA).")] = None,
+    runs_dir: Annotated[str | None, typer.Option(help="Folder of the agent's runs, one subfolder per W&B run "
+                                                 "(default runs/sweep-TASK).")] = None,
+    preset: Preset = "local",
+    early_terminate: Annotated[bool, typer.Option(help="W&B hyperband early stopping, rungs as the preset's ASHA "
+                                                  "(min_iter = search.grace_period, eta = reduction_factor).")] = True,
 ) -> None:
-    """Write the W&B sweep YAML equivalent to a search space."""
+    """Write the W&B sweep equivalent to a search space, runnable as is by `wandb sweep` + `wandb agent`."""
+    from dist_spk.config import load_config
     from dist_spk.train.run import OBJECTIVES
-    from dist_spk.tune.space import default_space_path, dump_sweep, load_space
+    from dist_spk.tune.space import default_space_path, dump_sweep, load_space, sweep_command
 
     if task not in OBJECTIVES:
         raise DistSpkError(f"unknown task {task!r}; valid: {', '.join(OBJECTIVES)}")
-    text = dump_sweep(load_space(space or default_space_path(task), task), metric=OBJECTIVES[task], method=method)
+    search = load_config(task, preset_name=preset).search
+    rungs = {"type": "hyperband", "min_iter": search.grace_period, "eta": search.reduction_factor}
+    command = sweep_command(task, preset=preset, data=data, runs_dir=runs_dir or f"runs/sweep-{task}")
+    text = dump_sweep(load_space(space or default_space_path(task), task), metric=OBJECTIVES[task], method=method,
+                      command=command, early_terminate=rungs if early_terminate else None)
     if out is None:
         typer.echo(text, nl=False)
     else:
         out.write_text(text)
-        typer.echo(f"wrote {out}")
+        typer.echo(f"wrote {out}; run it with: wandb sweep {out}  then  wandb agent <entity/project/sweep id>")
 
 
 @app.command("report")

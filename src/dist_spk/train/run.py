@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +132,13 @@ def summarize(run_dir: Path, objective: str, seconds: float) -> dict[str, Any]:
     return summary
 
 
-def run_training(task: str, config, *, out: Path, resume: bool = False) -> dict[str, Any]:
+def run_training(task: str, config, *, out: Path, resume: bool = False,
+                 while_training: AbstractContextManager | None = None) -> dict[str, Any]:
     """Train one model; return the summary (best epoch and its metrics).
 
     Order matters: the dataset is checked before anything is written or any Ray resource is
-    taken, and pyannote's cache is prepared before the workers start.
+    taken, and pyannote's cache is prepared before the workers start. ``while_training`` is entered
+    once all that passed, around the training itself (the CLI streams the run to W&B with it).
     """
     started = time.perf_counter()
     CHECKS[task](config)
@@ -152,8 +155,9 @@ def run_training(task: str, config, *, out: Path, resume: bool = False) -> dict[
     if resume_from is not None:
         payload["resume_from"] = str(resume_from.resolve())
     payload = launched(payload)
-    if config.trainer.workers == 0:
-        run_local(payload)
-    else:
-        run_ray_train(payload, config.trainer, storage=Path(out) / "ray")
+    with while_training or nullcontext():
+        if config.trainer.workers == 0:
+            run_local(payload)
+        else:
+            run_ray_train(payload, config.trainer, storage=Path(out) / "ray")
     return summarize(Path(out), OBJECTIVES[task], time.perf_counter() - started)

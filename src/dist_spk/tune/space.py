@@ -180,14 +180,48 @@ def to_param_space(params: list[Param]) -> dict[str, Any]:
     return {p.key: p.to_tune() for p in params}
 
 
-def to_wandb_sweep(params: list[Param], *, metric: str, method: str = "bayes", program: str = "") -> dict:
-    """The equivalent W&B sweep configuration."""
+SWEEP_METHODS = ("random", "grid", "bayes")  # what W&B's sweep controller knows
+GRID_KINDS = ("constant", "choice", "grid", "randint", "quniform")  # W&B: categorical, constant, int/q_uniform
+
+
+def check_sweep_method(params: list[Param], method: str) -> None:
+    """Refuse what W&B's sweep engine would refuse: an unknown method, a grid over a continuous parameter."""
+    if method not in SWEEP_METHODS:
+        hint = "; early stopping is early_terminate: hyperband, not a method" if method == "hyperband" else ""
+        raise ConfigError(f"--method {method!r}: W&B sweeps know {', '.join(SWEEP_METHODS)}{hint}")
+    continuous = [p.key for p in params if p.kind not in GRID_KINDS]
+    if method == "grid" and continuous:
+        raise ConfigError(f"--method grid: W&B grids only categorical, constant, int_uniform and q_uniform "
+                          f"parameters; {', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} "
+                          "continuous (give them values, or use --method random or bayes)")
+
+
+def sweep_command(task: str, *, preset: str, data: str | None, runs_dir: str) -> list[str]:
+    """What ``wandb agent`` runs for each run: ``dist-spk train`` with the agent's ``--key=value`` arguments.
+
+    Without ``data``, the agent's environment variable ``DIST_SPK_DATA`` names the dataset (W&B's
+    ``${envvar:...}`` macro). Each run writes ``runs_dir/<W&B run id>``.
+    """
+    return ["${env}", "dist-spk", "train", task, "--preset", preset, "--data", data or "${envvar:DIST_SPK_DATA}",
+            "--out", runs_dir, "${args}"]
+
+
+def to_wandb_sweep(params: list[Param], *, metric: str, method: str = "bayes", command: list[str] | None = None,
+                   early_terminate: dict[str, Any] | None = None, program: str = "") -> dict:
+    """The equivalent W&B sweep configuration, checked as W&B's engine checks it."""
+    check_sweep_method(params, method)
     sweep: dict[str, Any] = {"method": method, "metric": {"name": metric, "goal": "minimize"},
                              "parameters": {p.key: p.to_wandb() for p in params}}
     if program:
         sweep["program"] = program
+    if command:
+        sweep["command"] = command
+    if early_terminate:
+        sweep["early_terminate"] = early_terminate
     return sweep
 
 
-def dump_sweep(params: list[Param], *, metric: str, method: str = "bayes") -> str:
-    return yaml.safe_dump(to_wandb_sweep(params, metric=metric, method=method), sort_keys=False)
+def dump_sweep(params: list[Param], *, metric: str, method: str = "bayes", command: list[str] | None = None,
+               early_terminate: dict[str, Any] | None = None) -> str:
+    return yaml.safe_dump(to_wandb_sweep(params, metric=metric, method=method, command=command,
+                                         early_terminate=early_terminate), sort_keys=False)

@@ -26,6 +26,7 @@ import math
 import netrc
 import os
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -174,6 +175,86 @@ def reachable(url: str, *, timeout: float = 5.0) -> bool:
             return True
     except OSError:
         return False
+
+
+class FollowRun:
+    """One W&B run for a single training run (``dist-spk train``), fed from its ``metrics.jsonl`` as epochs land.
+
+    Reading the run directory works whoever trains (this process, or a Ray Train worker group whose rank 0 writes
+    the file on shared storage), and keeps the key in this process. Under ``wandb agent`` (``WANDB_SWEEP_ID``,
+    ``WANDB_RUN_ID`` in the environment) ``wandb.init`` joins the agent's run: the sweep sees the metric every
+    epoch, so its ``early_terminate`` works. ``with FollowRun(...): run_training(...)``.
+    """
+
+    def __init__(self, *, run_dir: Path, project: str, objective: str, config: dict[str, Any], resume: bool,
+                 interval: float = 2.0):
+        self.run_dir, self.project, self.objective = Path(run_dir), project, objective
+        self.config, self.resume, self.interval = flatten(config), resume, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_epoch = -1  # epochs up to this one are in W&B already
+        self._best = math.inf
+        self.run = None
+        self.offline = False
+
+    def __enter__(self) -> FollowRun:
+        import wandb
+
+        key, _ = wandb_key()
+        self.offline = not key or os.environ.get("WANDB_MODE") == "offline" or not reachable(server_url())
+        record = self.run_dir / "wandb" / "run.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        run_id = os.environ.get("WANDB_RUN_ID")  # set by `wandb agent`
+        if run_id is None and self.resume and record.is_file():
+            run_id = json.loads(record.read_text())["id"]  # a resumed run continues its W&B run
+        self.run = wandb.init(project=self.project, job_type="train", dir=str(self.run_dir), id=run_id,
+                              resume="allow", config=self.config, allow_val_change=True,
+                              mode="offline" if self.offline else "online", reinit="create_new",
+                              settings=wandb.Settings(console="off", silent=True))
+        record.write_text(json.dumps({"id": self.run.id, "project": self.project}) + "\n")
+        self.run.define_metric("epoch")
+        self.run.define_metric("*", step_metric="epoch")
+        self.run.define_metric(self.objective, summary="min")
+        if self.resume:  # the epochs W&B has from before the interruption
+            self._last_epoch = max((json.loads(line).get("epoch", -1) for line in _metric_lines(self.run_dir)),
+                                   default=-1)
+        self._thread = threading.Thread(target=self._follow, name="wandb-follow", daemon=True)
+        self._thread.start()
+        return self
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._log_new()
+
+    def _log_new(self) -> None:
+        for line in _metric_lines(self.run_dir):
+            row = {k: v for k, v in json.loads(line).items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            if row.get("epoch", -1) <= self._last_epoch:
+                continue
+            self._last_epoch = row.get("epoch", self._last_epoch)
+            self.run.log(row)
+            value = row.get(self.objective)
+            if value is not None and value < self._best:
+                self._best = value
+                self.run.summary[f"best/{self.objective}"] = value
+                self.run.summary["best/epoch"] = row.get("epoch")
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._log_new()
+        self.run.finish(exit_code=0 if error is None else 1)
+
+
+def _metric_lines(run_dir: Path) -> list[str]:
+    """Complete lines of ``metrics.jsonl`` (a line being written has no newline yet)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    return [line for line in text.split("\n")[:-1] if line.strip()]
 
 
 def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[str, Any]) -> tuple[TrialRuns, bool]:
