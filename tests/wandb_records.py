@@ -82,3 +82,9 @@ def run_info(path: Path):
 def kinds(path: Path) -> list[str]:
     """Every record's type, in order (a complete file ends with ``exit``, then its final summary/telemetry)."""
     return [record.WhichOneof("record_type") for record in records(path)]
+
+
+def trial_runs(exp: Path) -> list[Path]:
+    """The run files of a search's trials (not its experiment-level run)."""
+    files = sorted(Path(exp, "wandb").glob("offline-run-*/run-*.wandb"))
+    return [path for path in files if run_info(path).job_type == "trial"]

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import CLI, run_cli
 from tests.wandb_records import history as wandb_history
+from tests.wandb_records import trial_runs
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ def test_unreachable_wandb_with_a_key_finishes_offline_fast_and_no_secret_is_wri
     (trial,) = (exp / "trials").iterdir()
     last_epoch_written = (trial / "metrics.jsonl").stat().st_mtime
     assert exited - last_epoch_written < 30, f"exited {exited - last_epoch_written:.0f} s after the last epoch"
-    (run,) = (exp / "wandb").glob("offline-run-*/run-*.wandb")
+    (run,) = trial_runs(exp)
     assert len([row for row in wandb_history(run) if "eer" in row]) == 2  # the offline files hold the epochs
     secrets = (WANDB_KEY, HF_TOKEN)
     assert not any(secret in output for secret in secrets)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.local_cluster import LocalCluster
+from tests.wandb_records import trial_runs
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -38,4 +39,4 @@ def test_tune_speaker_job_runs_on_a_two_node_cluster(small_corpus, tmp_path):
     best = json.loads((exp / "best" / "metrics.json").read_text())
     assert best["objective"] == "eer" and 0.0 <= best["best"]["eer"] <= 1.0
     assert (exp / "best" / "checkpoint.ckpt").is_file()
-    assert len(list((exp / "wandb").glob("offline-run-*/run-*.wandb"))) == 2
+    assert len(trial_runs(exp)) == 2

@@ -16,6 +16,7 @@ from tests.conftest import CLI
 from tests.wandb_records import config as wandb_config
 from tests.wandb_records import history as wandb_history
 from tests.wandb_records import kinds as wandb_kinds
+from tests.wandb_records import records as wandb_records
 from tests.wandb_records import run_info as wandb_run
 from tests.wandb_records import summary as wandb_summary
 
@@ -71,7 +72,8 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
     assert (exp / "best" / "checkpoint.ckpt").is_file()
     # every trial is a W&B run of the experiment's own group, holding its per-epoch metrics, its config (not in
     # history), its best EER in the summary, and W&B's exit record: complete when tune returned
-    runs = sorted((exp / "wandb").glob("offline-run-*/run-*.wandb"))
+    files = sorted((exp / "wandb").glob("offline-run-*/run-*.wandb"))
+    runs = [path for path in files if wandb_run(path).job_type == "trial"]
     assert len(runs) == 6
     group = json.loads((exp / "wandb" / "experiment.json").read_text())["group"]
     assert group.startswith("exp-") and group != "exp"
@@ -90,6 +92,13 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
         assert final["eer"] == {"min": pytest.approx(min(logged))} and final["best/eer"] == pytest.approx(min(logged))
         assert final["best/epoch"] == next(row["epoch"] for row in rows if row.get("eer") == final["best/eer"])
         assert "exit" in wandb_kinds(path)
+    # and one experiment run: the best trial in its summary, EXP/best as a model artifact
+    (experiment,) = [path for path in files if wandb_run(path).job_type == "experiment"]
+    assert wandb_run(experiment).run_group == group
+    assert wandb_summary(experiment)["best/eer"] == pytest.approx(best["best"]["eer"])
+    artifacts = [r.artifact for r in wandb_records(experiment) if r.WhichOneof("record_type") == "artifact"]
+    (model,) = [a for a in artifacts if a.type == "model"]
+    assert {entry.path for entry in model.manifest.contents} == {"checkpoint.ckpt", "config.yaml", "metrics.json"}
     assert "wandb sync" in result.stdout
 
 

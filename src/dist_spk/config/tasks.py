@@ -139,6 +139,7 @@ class SearchConfig:
     max_concurrent: int = 0  # 0 = as many as the cluster's resources fit
     max_trial_failures: int = 1  # a failed trial is retried this many times
     wandb_project: str = "dist-spk"
+    wandb_upload_best: bool = True  # the search's experiment run uploads EXP/best (online; offline: a reference)
 
     def problems(self) -> Problems:
         yield from _positive(self, "num_samples", "grace_period", "perturbation_interval")

@@ -242,6 +242,7 @@ def tune_task(task: str, config, params: list[Param], *, exp_dir: Path, resume: 
               ) -> tuple[list[dict], Path | None]:
     """Run the search, then write ``summary.csv`` and ``best/`` and print the table; return (rows, best dir)."""
     from dist_spk.tune.results import export_best, print_table, trial_rows, write_summary
+    from dist_spk.tune.wandb_logging import log_experiment
 
     results = run_search(task, config, params, exp_dir=exp_dir, resume=resume)
     exp_dir = Path(exp_dir).resolve()
@@ -251,4 +252,7 @@ def tune_task(task: str, config, params: list[Param], *, exp_dir: Path, resume: 
     rows = trial_rows(exp_dir, objective=objective, epochs=config.trainer.epochs, trials=trials)
     write_summary(exp_dir, rows)
     print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
-    return rows, export_best(exp_dir, rows, objective=objective)
+    best = export_best(exp_dir, rows, objective=objective)
+    log_experiment(exp_dir, project=config.search.wandb_project, objective=objective,
+                   upload_best=config.search.wandb_upload_best)
+    return rows, best

@@ -257,6 +257,49 @@ def _metric_lines(run_dir: Path) -> list[str]:
     return [line for line in text.split("\n")[:-1] if line.strip()]
 
 
+def log_experiment(exp_dir: Path, *, project: str, objective: str, upload_best: bool) -> Path | None:
+    """One run for the whole search (job type ``experiment``, in the experiment's group): the best config, the
+    summary table, the plots, and ``EXP/best`` as a model artifact. Returns the run's file folder, or None when
+    the search left no best trial."""
+    import csv
+
+    import wandb
+    import yaml
+
+    best = Path(exp_dir) / "best"
+    if not (best / "metrics.json").is_file():
+        return None
+    key, _ = wandb_key()
+    offline = not key or os.environ.get("WANDB_MODE") == "offline" or not reachable(server_url())
+    group = experiment_group(Path(exp_dir))
+    config = flatten(yaml.safe_load((best / "config.yaml").read_text()))
+    metrics = json.loads((best / "metrics.json").read_text())
+    run = wandb.init(project=project, group=group, job_type="experiment", name=f"{group}-summary",
+                     id=f"{group}-summary", resume="allow", dir=str(exp_dir), config=config,
+                     mode="offline" if offline else "online", reinit="create_new",
+                     settings=wandb.Settings(console="off", silent=True))
+    try:
+        run.summary["best/trial"] = metrics["trial_id"]
+        run.summary[f"best/{objective}"] = metrics["best"][objective]
+        run.summary["best/epoch"] = metrics["best"]["epoch"]
+        with (Path(exp_dir) / "summary.csv").open() as handle:
+            rows = list(csv.reader(handle))
+        run.log({"trials": wandb.Table(columns=rows[0], data=rows[1:])})
+        for plot in sorted((Path(exp_dir) / "plots").glob("*.png")):
+            run.log({f"plots/{plot.stem}": wandb.Image(str(plot))})
+        if upload_best:
+            artifact = wandb.Artifact(f"{group}-best", type="model", metadata={"objective": objective,
+                                                                              **metrics["best"]})
+            if offline:  # no second copy on disk: W&B records the files by checksum, `wandb sync` uploads them
+                artifact.add_reference(best.resolve().as_uri())
+            else:
+                artifact.add_dir(str(best))
+            run.log_artifact(artifact)
+    finally:
+        run.finish()
+    return Path(run.dir).parent
+
+
 def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[str, Any]) -> tuple[TrialRuns, bool]:
     """(the callback, offline?) for a search writing to ``exp_dir``.
 
