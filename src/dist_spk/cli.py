@@ -400,14 +400,20 @@ Space = Annotated[Path | None, typer.Option(help="Search-space YAML (W&B sweep o
 def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num_samples: int | None,
           scheduler: str | None, search: str | None, workers_per_trial: int | None, gpus_per_worker: float | None,
           max_concurrent: int | None, resume: bool, config: Path | None, overrides: list[str] | None) -> None:
+    from dist_spk.config import read_config_file
+    from dist_spk.train.run import OBJECTIVES
     from dist_spk.tune.runner import tune_task
-    from dist_spk.tune.space import default_space_path, load_space
+    from dist_spk.tune.space import default_space_path, grid_of, parse_space, sweep_overrides
 
+    path = space or default_space_path(task)
+    document = read_config_file(path)
+    # the file's method / early_terminate first: --set and the dedicated flags override them
+    overrides = [*sweep_overrides(document, objective=OBJECTIVES[task], source=str(path)), *(overrides or [])]
     keys = {"data.root": data.resolve(), "search.num_samples": num_samples, "search.scheduler": scheduler,
             "search.search": search, "trainer.workers": workers_per_trial, "trainer.gpus_per_worker": gpus_per_worker,
             "search.max_concurrent": max_concurrent}
     resolved = _resolve(task, preset, config, overrides, **keys)
-    params = load_space(space or default_space_path(task), task)
+    params = grid_of(parse_space(document, task, source=str(path)), document)
     rows, best = tune_task(task, resolved, params, exp_dir=out, resume=resume)
     stopped = sum(r["status"] == "stopped early" for r in rows)
     typer.echo(f"{len(rows)} trials ({stopped} stopped early); {out / 'summary.csv'}; best: {best or 'none'}; "

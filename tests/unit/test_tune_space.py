@@ -53,7 +53,7 @@ def test_randint_bounds_are_inclusive_and_samples_have_the_config_types():
     ({"optim.name": {"values": ["adam", "adamz"]}}, "key 'optim.name' expects"),
     ({"optim.lr": {"distribution": "log_uniform_values", "min": 1e-2, "max": 1e-4}}, "min must be below max"),
     ({"optim.lr": {"distribution": "log_uniform_values", "min": 0, "max": 1}}, "must be positive"),
-    ({"optim.lr": {"distribution": "beta", "min": 0, "max": 1}}, "unknown distribution 'beta'"),
+    ({"optim.lr": {"distribution": "betta", "min": 0, "max": 1}}, "unknown distribution 'betta'"),
     ({"optim.lr": {"distribution": "uniform", "min": 0}}, "missing max"),
     ({"trainer.gradient_clip": {"randint": [1, 3]}}, "needs an int key"),
     ({"optim.lr": {"uniform": [1, 2], "extra": 1}}, "expected one of value, values"),
@@ -207,3 +207,60 @@ def test_random_search_is_seeded_by_the_trainer_seed():
     assert first == sampled(0)
     assert [trial["optim.lr"] for trial in first] != [trial["optim.lr"] for trial in sampled(1)]
     assert sorted(trial["head.margin"] for trial in first) == [0.1] * 3 + [0.3] * 3
+
+
+def test_wandb_forms_are_read_as_wandbs_engine_reads_them():
+    params = {p.key: p for p in parse_space({"parameters": {
+        "model.num_blocks": {"min": 2, "max": 6},  # int bounds, no distribution: int_uniform
+        "optim.lr": {"min": 1e-4, "max": 1e-2},  # float bounds: uniform
+        "head.margin": {"distribution": "q_uniform", "min": 0.1, "max": 0.4},  # q defaults to 1
+        "head.scale": {"distribution": "normal"},  # mu 0, sigma 1
+        "optim.weight_decay": {"distribution": "inv_log_uniform_values", "min": 1e-5, "max": 1e-3},
+        "optim.name": {"values": ["adam", "nadam"], "probabilities": [0.25, 0.75]},
+    }}, "spk")}
+    assert (params["model.num_blocks"].kind, params["model.num_blocks"].args) == ("randint", (2, 6))
+    assert (params["optim.lr"].kind, params["optim.lr"].args) == ("uniform", (1e-4, 1e-2))
+    assert params["head.margin"].args == (0.1, 0.4, 1.0) and params["head.scale"].args == (0.0, 1.0)
+    assert params["optim.weight_decay"].kind == "loguniform"
+    domain = params["optim.name"].to_tune()
+    draws = [domain.sample() for _ in range(2000)]
+    assert 0.70 < draws.count("nadam") / len(draws) < 0.80  # the probabilities hold
+    assert params["optim.name"].to_wandb() == {"values": ["adam", "nadam"], "probabilities": [0.25, 0.75]}
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ({"optim.lr": {"distribution": "log_normal", "mu": 0, "sigma": 1}}, "distribution 'log_normal' is W&B's"),
+    ({"optim.name": {"values": ["adam", "nadam"], "probabilities": [0.5, 0.6]}}, "must sum to 1"),
+    ({"optim.name": {"values": ["adam", "nadam"], "probabilities": [1.0]}}, "one number >= 0 per value"),
+])
+def test_unsupported_or_broken_wandb_forms_are_one_error_naming_the_key(document, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_space({"parameters": document}, "spk", source="sweep.yaml")
+    assert f"key '{next(iter(document))}'" in str(err.value)
+
+
+def test_a_sweep_files_method_metric_and_early_terminate_drive_the_search():
+    from dist_spk.tune.space import grid_of, sweep_overrides
+
+    document = {"method": "bayes", "metric": {"name": "eer", "goal": "minimize"},
+                "early_terminate": {"type": "hyperband", "min_iter": 3, "eta": 2}}
+    overrides = sweep_overrides(document, objective="eer")
+    config = load_config("spk", overrides=overrides)
+    assert config.search.search == "optuna"  # bayes is TPE
+    assert (config.search.scheduler, config.search.grace_period, config.search.reduction_factor) == ("asha", 3, 2)
+    with pytest.raises(ConfigError, match="rank trials by 'eer'"):
+        sweep_overrides({"metric": {"name": "accuracy", "goal": "maximize"}}, objective="eer")
+    with pytest.raises(ConfigError, match="method 'hyperband'"):
+        sweep_overrides({"method": "hyperband"}, objective="eer")
+    with pytest.raises(ConfigError, match="max_iter"):
+        sweep_overrides({"early_terminate": {"type": "hyperband", "max_iter": 27, "s": 2}}, objective="eer")
+    grid = {"method": "grid", "parameters": {"optim.name": {"values": ["adam", "nadam"]},
+                                             "model.num_blocks": {"min": 2, "max": 4},
+                                             "head.margin": {"distribution": "q_uniform", "min": 0.1, "max": 0.3,
+                                                             "q": 0.1}}}
+    gridded = {p.key: p for p in grid_of(parse_space(grid, "spk"), grid)}
+    assert {p.kind for p in gridded.values()} == {"grid"}
+    assert gridded["model.num_blocks"].args == ((2, 3, 4),) and gridded["head.margin"].args == ((0.1, 0.2, 0.3),)
+    with pytest.raises(ConfigError, match="continuous"):
+        doc = {"method": "grid", "parameters": {"optim.lr": {"min": 1e-4, "max": 1e-2}}}
+        grid_of(parse_space(doc, "spk"), doc)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,14 @@ WANDB_DISTRIBUTIONS = {
     "log_uniform": ("loguniform_exp", ("min", "max")),  # bounds are natural-log exponents
     "normal": ("normal", ("mu", "sigma")),
     "q_normal": ("qnormal", ("mu", "sigma", "q")),
+    # log-uniform is its own inverse's law (ln X uniform <=> ln 1/X uniform): the same distribution on [min, max]
+    "inv_log_uniform_values": ("loguniform", ("min", "max")),
 }
+WANDB_DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0}  # what W&B's engine assumes when a key is left out
+# W&B distributions Tune cannot sample reproducibly (no seeded domain): refused by name
+WANDB_UNSUPPORTED = ("log_normal", "q_log_normal", "beta", "q_beta", "inv_log_uniform", "q_log_uniform")
 TUNE_STYLE = {"choice", "grid", "uniform", "quniform", "loguniform", "qloguniform", "randint", "normal", "qnormal"}
-SPEC_KEYS = {"value", "values", "distribution", "min", "max"} | TUNE_STYLE
+SPEC_KEYS = {"value", "values", "distribution", "min", "max", "probabilities"} | TUNE_STYLE
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class Param:
             "randint": lambda: tune.randint(a[0], a[1] + 1),  # Tune's upper bound is exclusive
             "normal": lambda: tune.randn(a[0], a[1]),
             "qnormal": lambda: tune.qrandn(a[0], a[1], a[2]),
+            "weighted": lambda: tune.choice(_repeat_by_weight(a[0], a[1])),
         }
         return makers[self.kind]()
 
@@ -82,11 +89,21 @@ class Param:
             return {"value": a[0]}
         if self.kind in ("choice", "grid"):
             return {"values": list(a[0])}
+        if self.kind == "weighted":
+            return {"values": list(a[0]), "probabilities": list(a[1])}
         names = {"uniform": ("uniform", "min", "max"), "quniform": ("q_uniform", "min", "max", "q"),
                  "loguniform": ("log_uniform_values", "min", "max"),
                  "qloguniform": ("q_log_uniform_values", "min", "max", "q"), "randint": ("int_uniform", "min", "max"),
                  "normal": ("normal", "mu", "sigma"), "qnormal": ("q_normal", "mu", "sigma", "q")}[self.kind]
         return {"distribution": names[0], **dict(zip(names[1:], a, strict=True))}
+
+
+def _repeat_by_weight(values: tuple, probabilities: tuple) -> list:
+    """W&B's categorical ``probabilities`` as a uniform choice over repeated values (Tune's choice is uniform and
+    seeded; a weighted sampler of our own would not be): [a, b] with [0.25, 0.75] -> [a, b, b, b]."""
+    weights = [Fraction(p).limit_denominator(100) for p in probabilities]
+    scale = math.lcm(*(w.denominator for w in weights))
+    return [v for v, w in zip(values, weights, strict=True) for _ in range(int(w * scale))]
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -108,12 +125,22 @@ def _parse(key: str, spec: Any, source: str) -> Param:
     if "value" in spec:
         return Param(key, "constant", (spec["value"],))
     if "values" in spec and "distribution" not in spec:
+        if "probabilities" in spec:
+            return _weighted(key, spec, where)
         return Param(key, "choice", (tuple(spec["values"]),))
+    if "distribution" not in spec and {"min", "max"} <= set(spec) and not set(spec) & TUNE_STYLE:
+        # W&B's inference: integer bounds sample integers, others floats
+        ints = all(isinstance(spec[n], int) and not isinstance(spec[n], bool) for n in ("min", "max"))
+        spec = {**spec, "distribution": "int_uniform" if ints else "uniform"}
     if "distribution" in spec:
         name = spec["distribution"]
+        if name in WANDB_UNSUPPORTED:
+            raise ConfigError(f"{where}: distribution {name!r} is W&B's, but dist-spk cannot sample it with a seeded "
+                              "Tune domain; use uniform, log_uniform_values, normal or their q_ forms")
         if name not in WANDB_DISTRIBUTIONS:
             raise ConfigError(f"{where}: unknown distribution {name!r}; valid: {', '.join(WANDB_DISTRIBUTIONS)}")
         kind, names = WANDB_DISTRIBUTIONS[name]
+        spec = {**{n: WANDB_DEFAULTS[n] for n in names if n in WANDB_DEFAULTS}, **spec}
         missing = [n for n in names if n not in spec]
         if missing:
             raise ConfigError(f"{where}: distribution {name} needs {', '.join(names)}; missing {', '.join(missing)}")
@@ -133,17 +160,28 @@ def _parse(key: str, spec: Any, source: str) -> Param:
     return Param(key, kind, tuple(args) if isinstance(args, list | tuple) else (args,))
 
 
+def _weighted(key: str, spec: Mapping[str, Any], where: str) -> Param:
+    values, probabilities = tuple(spec["values"]), tuple(spec["probabilities"])
+    if len(values) != len(probabilities) or not all(isinstance(p, int | float) and p >= 0 for p in probabilities):
+        raise ConfigError(f"{where}: probabilities must be one number >= 0 per value")
+    if abs(sum(probabilities) - 1.0) > 1e-6:
+        raise ConfigError(f"{where}: probabilities must sum to 1, got {sum(probabilities):g}")
+    if len(_repeat_by_weight(values, probabilities)) > 1000:
+        raise ConfigError(f"{where}: probabilities need a resolution of 1/100 or coarser")
+    return Param(key, "weighted", (values, probabilities))
+
+
 def _check(param: Param, cls: type, source: str) -> Param:
     """The key exists in the config; fixed values have its type; bounds are ordered."""
     tp = field_type(cls, param.key, source=source)
     where = f"{source}: key '{param.key}'"
     if param.kind == "constant":
         return Param(param.key, "constant", (convert(tp, param.args[0], key=param.key, source=source),))
-    if param.kind in ("choice", "grid"):
+    if param.kind in ("choice", "grid", "weighted"):
         if not param.args[0]:
             raise ConfigError(f"{where}: an empty list of values")
         values = tuple(convert(tp, v, key=param.key, source=source) for v in param.args[0])
-        return Param(param.key, param.kind, (values,))
+        return Param(param.key, param.kind, (values, *param.args[1:]))
     expected = {"normal": 2, "qnormal": 3, "quniform": 3, "qloguniform": 3}.get(param.kind, 2)
     if len(param.args) != expected or not all(isinstance(a, int | float) for a in param.args):
         raise ConfigError(f"{where}: {param.kind} takes {expected} numbers, got {list(param.args)}")
@@ -168,6 +206,57 @@ def parse_space(document: Mapping[str, Any], task: str, *, source: str = "space"
 
 def load_space(path: str | Path, task: str) -> list[Param]:
     return parse_space(read_config_file(path), task, source=str(path))
+
+
+def sweep_overrides(document: Mapping[str, Any], *, objective: str, source: str = "space") -> list[str]:
+    """What a W&B sweep file's ``method``, ``metric`` and ``early_terminate`` mean for the search, as config
+    overrides: ``bayes`` is Optuna's TPE, ``random`` and ``grid`` Tune's seeded sampler (a grid enumerates
+    every ``values`` list), ``early_terminate: hyperband`` is ASHA with the same rungs (``min_iter`` epochs
+    first, one in ``eta`` promoted). Anything else is one error naming the key."""
+    overrides = []
+    method = document.get("method")
+    if method is not None:
+        if method not in SWEEP_METHODS:
+            raise ConfigError(f"{source}: method {method!r}: W&B sweeps know {', '.join(SWEEP_METHODS)}")
+        overrides.append(f"search.search={'optuna' if method == 'bayes' else 'random'}")
+    metric = document.get("metric")
+    if metric is not None:
+        name = metric.get("name") if isinstance(metric, Mapping) else None
+        goal = metric.get("goal", "minimize") if isinstance(metric, Mapping) else None
+        if name != objective or goal != "minimize":
+            raise ConfigError(f"{source}: metric {dict(metric) if isinstance(metric, Mapping) else metric!r}: this "
+                              f"task's searches rank trials by {objective!r}, goal minimize (other objectives are "
+                              "not supported yet)")
+    stop = document.get("early_terminate")
+    if stop is not None:
+        if not isinstance(stop, Mapping) or stop.get("type") != "hyperband":
+            raise ConfigError(f"{source}: early_terminate: only type hyperband is supported (run as ASHA)")
+        unknown = set(stop) - {"type", "min_iter", "eta", "strict"}
+        if unknown or "min_iter" not in stop:
+            raise ConfigError(f"{source}: early_terminate: give min_iter (and eta); "
+                              f"{', '.join(sorted(unknown)) or 'max_iter/s'} not supported (ASHA's rungs start at "
+                              "min_iter epochs)")
+        overrides += ["search.scheduler=asha", f"search.grace_period={stop['min_iter']}",
+                      f"search.reduction_factor={stop.get('eta', 3)}"]
+    return overrides
+
+
+def grid_of(params: list[Param], document: Mapping[str, Any]) -> list[Param]:
+    """``method: grid``: every ``values`` list is enumerated (W&B's grid), not sampled."""
+    if document.get("method") != "grid":
+        return params
+    check_sweep_method(params, "grid")
+    gridded = []
+    for p in params:
+        if p.kind in ("choice", "weighted"):
+            p = Param(p.key, "grid", p.args[:1])
+        elif p.kind == "randint":
+            p = Param(p.key, "grid", (tuple(range(p.args[0], p.args[1] + 1)),))
+        elif p.kind == "quniform":
+            low, high, q = p.args
+            p = Param(p.key, "grid", (tuple(round(low + i * q, 10) for i in range(int((high - low) / q + 1e-9) + 1)),))
+        gridded.append(p)
+    return gridded
 
 
 def default_space_path(task: str) -> Path:
