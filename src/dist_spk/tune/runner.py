@@ -26,7 +26,7 @@ from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity
 from dist_spk.train.launch import check_gpu_workers, check_shared_storage
 from dist_spk.train.run import CHECKS, OBJECTIVES, PREPARES
-from dist_spk.tune.space import Param, to_param_space
+from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep
 
 
 def connect_for_search(trainer: TrainerConfig) -> None:
@@ -198,8 +198,10 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
         tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=str(exp_dir), extras=extras),
         {"cpu": DRIVER_CPUS},
     )
+    method = "bayes" if config.search.search == "optuna" else "random"
     wandb_logger, offline = wandb_callback(config.search.wandb_project, exp_dir, objective=metric,
-                                           base=to_dict(config))
+                                           base=to_dict(config), sweep=to_wandb_sweep(params, metric=metric,
+                                                                                       method=method))
     if resume:
         tuner = tune.Tuner.restore(str(state), trainable=trainable, resume_errored=True)
     else:

@@ -105,9 +105,9 @@ class TrialRuns(Callback):
     """One W&B run per trial, opened, logged and finished in the search's driver process."""
 
     def __init__(self, *, project: str, exp_dir: Path, objective: str, base: dict[str, Any], offline: bool,
-                 job_type: str = "trial"):
+                 sweep_id: str | None = None, job_type: str = "trial"):
         self.project, self.exp_dir, self.objective = project, str(exp_dir), objective
-        self.base, self.offline, self.job_type = flatten(base), offline, job_type
+        self.base, self.offline, self.job_type, self.sweep_id = flatten(base), offline, job_type, sweep_id
         self.group = experiment_group(Path(exp_dir))
         self._runs: dict[str, Any] = {}
         self._best: dict[str, float] = {}
@@ -125,7 +125,7 @@ class TrialRuns(Callback):
             run = wandb.init(project=self.project, group=self.group, job_type=self.job_type, name=trial.trial_id,
                              id=f"{self.group}-{trial.trial_id}", resume="allow", dir=self.exp_dir, config=config,
                              mode="offline" if self.offline else "online", reinit="create_new",
-                             settings=wandb.Settings(console="off", silent=True))
+                             settings=wandb.Settings(console="off", silent=True, sweep_id=self.sweep_id))
             run.define_metric("epoch")
             run.define_metric("*", step_metric="epoch")
             run.define_metric(self.objective, summary="min")
@@ -300,11 +300,28 @@ def log_experiment(exp_dir: Path, *, project: str, objective: str, upload_best: 
     return Path(run.dir).parent
 
 
-def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[str, Any]) -> tuple[TrialRuns, bool]:
+def register_sweep(exp_dir: Path, sweep: dict[str, Any], *, project: str) -> str:
+    """Online: the search as a W&B sweep that W&B does not schedule (``controller: local``; Ray Tune is the
+    controller), so the Sweeps page shows it with its panels. Created once per experiment (the id is kept in
+    ``EXP/wandb/experiment.json``, so ``--resume`` keeps adding to the same sweep)."""
+    import wandb
+
+    record = Path(exp_dir) / "wandb" / "experiment.json"
+    experiment_group(Path(exp_dir))  # writes the record if missing
+    data = json.loads(record.read_text())
+    if not data.get("sweep_id"):
+        data["sweep_id"] = wandb.sweep({**sweep, "controller": {"type": "local"}}, project=project)
+        record.write_text(json.dumps(data, indent=1) + "\n")
+    return data["sweep_id"]
+
+
+def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[str, Any],
+                   sweep: dict[str, Any] | None = None) -> tuple[TrialRuns, bool]:
     """(the callback, offline?) for a search writing to ``exp_dir``.
 
     With a key but no route to the server (``WANDB_BASE_URL``, default api.wandb.ai), the runs are written offline
     instead: W&B would otherwise retry for minutes per trial, and a search must never wait on its dashboard.
+    Online, ``sweep`` (the search as a W&B sweep config) is registered and every trial's run joins it.
     """
     key, _ = wandb_key()
     offline = not key or os.environ.get("WANDB_MODE") == "offline"
@@ -313,4 +330,6 @@ def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[st
               flush=True)
         offline = True
     (exp_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    return TrialRuns(project=project, exp_dir=exp_dir, objective=objective, base=base, offline=offline), offline
+    sweep_id = register_sweep(exp_dir, sweep, project=project) if sweep and not offline else None
+    return TrialRuns(project=project, exp_dir=exp_dir, objective=objective, base=base, offline=offline,
+                     sweep_id=sweep_id), offline
