@@ -77,9 +77,9 @@ class Capacity:
             nodes += [node_type.resources] * count
         return nodes
 
-    def total_at_largest(self) -> dict[str, float]:
+    def total_at_largest(self, bundle: dict[str, float] | None = None) -> dict[str, float]:
         total: dict[str, float] = {}
-        for node in self.largest_nodes():
+        for node in self.largest_nodes(bundle):
             for key, value in node.items():
                 total[key] = total.get(key, 0.0) + value
         return total
@@ -158,7 +158,7 @@ def plan_concurrency(trainer: TrainerConfig, capacity: Capacity, *, requested: i
                            f"(node types, from {capacity.source}: {offers}); use fewer --workers-per-trial")
     concurrent = min(fits, requested) if requested else fits
     unit = "GPU" if trainer.use_gpu else "CPU"
-    largest, now = capacity.total_at_largest().get(unit, 0.0), capacity.now.get(unit, 0.0)
+    largest, now = capacity.total_at_largest(bundle).get(unit, 0.0), capacity.now.get(unit, 0.0)
     if capacity.can_grow:
         why = f"cluster can grow to {largest:g} {unit}s; {now:g} now"
     else:

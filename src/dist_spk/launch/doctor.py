@@ -183,10 +183,17 @@ def run_doctor(*, out: Path, preset: str = "cluster", scale: bool = True, timeou
     rows: list[Row] = []
     exp_row, probe = check_experiment_dir(out)
     rows += [exp_row, check_wandb(), check_hub_token(preset)]
-    connect_ray()
-    capacity = read_cluster_capacity()
-    alive = [n for n in ray.nodes() if n.get("Alive")]
     where = os.environ.get("RAY_ADDRESS") or "a local Ray (test mode)"
+    try:
+        connect_ray()
+        capacity = read_cluster_capacity()
+    except Exception as err:  # noqa: BLE001 - unreachable address, missing auth token: a row, not a traceback
+        if probe:
+            Path(probe).unlink(missing_ok=True)
+        detail = str(err).strip().splitlines()[-1][:300] if str(err).strip() else type(err).__name__
+        return [*rows, Row("ray", DRIVER, FAIL, f"cannot join {where}: {type(err).__name__}: {detail} (with token "
+                           "auth, set RAY_AUTH_MODE=token and the token path)")]
+    alive = [n for n in ray.nodes() if n.get("Alive")]
     rows.append(Row("ray", DRIVER, OK, f"{where}: Ray {ray.__version__}, {len(alive)} node(s) alive"))
     rows.append(Row("node types", DRIVER, OK, f"from {capacity.source}: "
                     + "; ".join(t.offers() for t in capacity.node_types)))
