@@ -101,6 +101,47 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value  # numpy scalars from Tune's samplers
 
 
+def logs_offline(*, announce_dir: Path | None = None) -> bool:
+    """Whether W&B runs go offline: no key (env or netrc), ``WANDB_MODE=offline``, or no route to the server (a
+    search must never wait on its dashboard: W&B would retry for minutes per run). With ``announce_dir``, an
+    unreachable server is said on the console."""
+    key, _ = wandb_key()
+    if not key or os.environ.get("WANDB_MODE") == "offline":
+        return True
+    if reachable(server_url()):
+        return False
+    if announce_dir is not None:
+        print(f"[tune] W&B server {server_url()} is unreachable: logging offline to {announce_dir} instead",
+              flush=True)
+    return True
+
+
+def open_run(*, folder: Path | str, offline: bool, objective: str | None = None, sweep_id: str | None = None,
+             **init: Any):
+    """``wandb.init`` as every dist_spk run does it: one of several runs in this process, no console capture;
+    with ``objective``, every metric plotted against ``epoch`` and the objective's minimum in the summary."""
+    import wandb
+
+    run = wandb.init(dir=str(folder), mode="offline" if offline else "online", reinit="create_new",
+                     settings=wandb.Settings(console="off", silent=True, sweep_id=sweep_id), **init)
+    if objective is not None:
+        run.define_metric("epoch")
+        run.define_metric("*", step_metric="epoch")
+        run.define_metric(objective, summary="min")
+    return run
+
+
+def log_epoch(run, row: dict[str, float], *, objective: str, best: float) -> float:
+    """Log one epoch's row; keep ``best/<objective>`` and ``best/epoch`` in the summary; return the best so far."""
+    run.log(row)
+    value = row.get(objective)
+    if value is None or value >= best:
+        return best
+    run.summary[f"best/{objective}"] = value
+    run.summary["best/epoch"] = row.get("epoch")
+    return value
+
+
 class TrialRuns(Callback):
     """One W&B run per trial, opened, logged and finished in the search's driver process."""
 
@@ -119,16 +160,10 @@ class TrialRuns(Callback):
     def _run(self, trial):
         run = self._runs.get(trial.trial_id)
         if run is None:
-            import wandb
-
             config = {**self.base, **{k: _plain(v) for k, v in trial.config.items()}}
-            run = wandb.init(project=self.project, group=self.group, job_type=self.job_type, name=trial.trial_id,
-                             id=f"{self.group}-{trial.trial_id}", resume="allow", dir=self.exp_dir, config=config,
-                             mode="offline" if self.offline else "online", reinit="create_new",
-                             settings=wandb.Settings(console="off", silent=True, sweep_id=self.sweep_id))
-            run.define_metric("epoch")
-            run.define_metric("*", step_metric="epoch")
-            run.define_metric(self.objective, summary="min")
+            run = open_run(folder=self.exp_dir, offline=self.offline, objective=self.objective, sweep_id=self.sweep_id,
+                           project=self.project, group=self.group, job_type=self.job_type, name=trial.trial_id,
+                           id=f"{self.group}-{trial.trial_id}", resume="allow", config=config)
             self._runs[trial.trial_id] = run
         return run
 
@@ -136,14 +171,8 @@ class TrialRuns(Callback):
         self._run(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        row = metrics_of(result)
-        run = self._run(trial)
-        run.log(row)
-        value = row.get(self.objective)
-        if value is not None and value < self._best.get(trial.trial_id, math.inf):
-            self._best[trial.trial_id] = value
-            run.summary[f"best/{self.objective}"] = value
-            run.summary["best/epoch"] = row.get("epoch")
+        self._best[trial.trial_id] = log_epoch(self._run(trial), metrics_of(result), objective=self.objective,
+                                               best=self._best.get(trial.trial_id, math.inf))
 
     def _finish(self, trial, exit_code: int) -> None:
         run = self._runs.pop(trial.trial_id, None)
@@ -198,23 +227,15 @@ class FollowRun:
         self.offline = False
 
     def __enter__(self) -> FollowRun:
-        import wandb
-
-        key, _ = wandb_key()
-        self.offline = not key or os.environ.get("WANDB_MODE") == "offline" or not reachable(server_url())
+        self.offline = logs_offline()
         record = self.run_dir / "wandb" / "run.json"
         record.parent.mkdir(parents=True, exist_ok=True)
         run_id = os.environ.get("WANDB_RUN_ID")  # set by `wandb agent`
         if run_id is None and self.resume and record.is_file():
             run_id = json.loads(record.read_text())["id"]  # a resumed run continues its W&B run
-        self.run = wandb.init(project=self.project, job_type="train", dir=str(self.run_dir), id=run_id,
-                              resume="allow", config=self.config, allow_val_change=True,
-                              mode="offline" if self.offline else "online", reinit="create_new",
-                              settings=wandb.Settings(console="off", silent=True))
+        self.run = open_run(folder=self.run_dir, offline=self.offline, objective=self.objective, project=self.project,
+                            job_type="train", id=run_id, resume="allow", config=self.config, allow_val_change=True)
         record.write_text(json.dumps({"id": self.run.id, "project": self.project}) + "\n")
-        self.run.define_metric("epoch")
-        self.run.define_metric("*", step_metric="epoch")
-        self.run.define_metric(self.objective, summary="min")
         if self.resume:  # the epochs W&B has from before the interruption
             self._last_epoch = max((json.loads(line).get("epoch", -1) for line in _metric_lines(self.run_dir)),
                                    default=-1)
@@ -232,12 +253,7 @@ class FollowRun:
             if row.get("epoch", -1) <= self._last_epoch:
                 continue
             self._last_epoch = row.get("epoch", self._last_epoch)
-            self.run.log(row)
-            value = row.get(self.objective)
-            if value is not None and value < self._best:
-                self._best = value
-                self.run.summary[f"best/{self.objective}"] = value
-                self.run.summary["best/epoch"] = row.get("epoch")
+            self._best = log_epoch(self.run, row, objective=self.objective, best=self._best)
 
     def __exit__(self, kind, error, traceback) -> None:
         self._stop.set()
@@ -269,15 +285,12 @@ def log_experiment(exp_dir: Path, *, project: str, objective: str, upload_best: 
     best = Path(exp_dir) / "best"
     if not (best / "metrics.json").is_file():
         return None
-    key, _ = wandb_key()
-    offline = not key or os.environ.get("WANDB_MODE") == "offline" or not reachable(server_url())
+    offline = logs_offline()
     group = experiment_group(Path(exp_dir))
     config = flatten(yaml.safe_load((best / "config.yaml").read_text()))
     metrics = json.loads((best / "metrics.json").read_text())
-    run = wandb.init(project=project, group=group, job_type="experiment", name=f"{group}-summary",
-                     id=f"{group}-summary", resume="allow", dir=str(exp_dir), config=config,
-                     mode="offline" if offline else "online", reinit="create_new",
-                     settings=wandb.Settings(console="off", silent=True))
+    run = open_run(folder=exp_dir, offline=offline, project=project, group=group, job_type="experiment",
+                   name=f"{group}-summary", id=f"{group}-summary", resume="allow", config=config)
     try:
         run.summary["best/trial"] = metrics["trial_id"]
         run.summary[f"best/{objective}"] = metrics["best"][objective]
@@ -319,16 +332,10 @@ def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[st
                    sweep: dict[str, Any] | None = None) -> tuple[TrialRuns, bool]:
     """(the callback, offline?) for a search writing to ``exp_dir``.
 
-    With a key but no route to the server (``WANDB_BASE_URL``, default api.wandb.ai), the runs are written offline
-    instead: W&B would otherwise retry for minutes per trial, and a search must never wait on its dashboard.
-    Online, ``sweep`` (the search as a W&B sweep config) is registered and every trial's run joins it.
+    Offline as :func:`logs_offline` decides (an unreachable server is said on the console). Online, ``sweep`` (the
+    search as a W&B sweep config) is registered and every trial's run joins it.
     """
-    key, _ = wandb_key()
-    offline = not key or os.environ.get("WANDB_MODE") == "offline"
-    if not offline and not reachable(server_url()):
-        print(f"[tune] W&B server {server_url()} is unreachable: logging offline to {exp_dir / 'wandb'} instead",
-              flush=True)
-        offline = True
+    offline = logs_offline(announce_dir=exp_dir / "wandb")
     (exp_dir / "wandb").mkdir(parents=True, exist_ok=True)
     sweep_id = register_sweep(exp_dir, sweep, project=project) if sweep and not offline else None
     return TrialRuns(project=project, exp_dir=exp_dir, objective=objective, base=base, offline=offline,
