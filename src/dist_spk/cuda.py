@@ -88,11 +88,19 @@ def explain(report: dict[str, object]) -> str:
     return "; ".join(parts)
 
 
+def unusable(where: str, reports: list[dict[str, object]]) -> GPUUnavailableError:
+    """The one error for a GPU run without usable CUDA, ``where`` ("here", "on a GPU worker", ...)."""
+    why = "; ".join(sorted({explain(report) for report in reports}))
+    return GPUUnavailableError(f"trainer.use_gpu=true but CUDA is not usable {where} ({why}); fix the node's driver "
+                               "or image, or set trainer.use_gpu=false to train on the CPU")
+
+
 def require_cuda(use_gpu: bool) -> None:
     """Stop here when ``use_gpu`` and this process has no usable CUDA device: never train on the CPU silently."""
     if not use_gpu:
         return
-    report = cuda_report()
-    if not report["cuda_available"]:
-        raise GPUUnavailableError(f"trainer.use_gpu=true but CUDA is not usable here ({explain(report)}); fix the "
-                                  "node's driver or image, or set trainer.use_gpu=false to train on the CPU")
+    import torch
+
+    if torch.cuda.is_available():  # the usual case: no report (nvidia-smi) needed
+        return
+    raise unusable("here", [cuda_report()])

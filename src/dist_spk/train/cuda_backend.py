@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ray.train.torch import TorchConfig
 
-from dist_spk.cuda import GPUUnavailableError, cuda_report, explain
+from dist_spk.cuda import cuda_report, unusable
 
 
 def _checked(backend_cls: type) -> type:
@@ -21,10 +21,7 @@ def _checked(backend_cls: type) -> type:
             reports = worker_group.execute(cuda_report)
             broken = [report for report in reports if not report["cuda_available"]]
             if broken:
-                raise GPUUnavailableError(
-                    f"trainer.use_gpu=true but CUDA is not usable on {len(broken)} of {len(reports)} worker(s) "
-                    f"({'; '.join(sorted({explain(r) for r in broken}))}); fix the node's driver or image, or set "
-                    "trainer.use_gpu=false to train on the CPU")
+                raise unusable(f"on {len(broken)} of {len(reports)} worker(s)", broken)
             super().on_start(worker_group, backend_config)
 
     return CudaCheckedBackend

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.config.tasks import TrainerConfig
-from dist_spk.cuda import GPUUnavailableError, explain, require_cuda
+from dist_spk.cuda import unusable
 from dist_spk.errors import DistSpkError
 from dist_spk.train.startup import forget_launch, stamp
 
@@ -34,7 +34,6 @@ def ray_worker(payload: dict[str, Any]) -> None:
     """What each Ray Train worker runs."""
     from dist_spk.train.session import RaySession
 
-    require_cuda(payload["config"]["trainer"]["use_gpu"])  # before any data or model is loaded
     stamp(payload, "entered")
     resume_from = payload.get("resume_from")
     session = RaySession(resume_from=Path(resume_from) if resume_from else None)
@@ -46,7 +45,6 @@ def ray_worker(payload: dict[str, Any]) -> None:
 def run_local(payload: dict[str, Any]) -> None:
     from dist_spk.train.session import LocalSession
 
-    require_cuda(payload["config"]["trainer"]["use_gpu"])
     stamp(payload, "entered")
     resume_from = payload.get("resume_from")
     worker_loop(payload["task"])(payload, LocalSession(resume_from=Path(resume_from) if resume_from else None))
@@ -119,8 +117,9 @@ def check_gpu_workers(trainer: TrainerConfig, *, timeout: float = 1800) -> None:
     """With ``use_gpu``: one task shaped like a worker (its GPUs and extra resources) checks CUDA on a node where
     workers will run, before any worker group starts; the autoscaler adds such a node first if none is up.
 
-    Every worker checks again as it starts (``require_cuda``): this check turns a cluster-wide problem (an image
-    or a driver too old for torch's CUDA) into one error instead of a worker group failing and retrying.
+    Every worker group checks again before NCCL starts (:func:`torch_config`), and every Lightning trainer when it
+    picks its device (``require_cuda``): this check turns a cluster-wide problem (an image or a driver too old for
+    torch's CUDA) into one error before any worker group starts.
     """
     if not trainer.use_gpu:
         return
@@ -139,9 +138,7 @@ def check_gpu_workers(trainer: TrainerConfig, *, timeout: float = 1800) -> None:
         raise DistSpkError(f"no node with {trainer.gpus_per_worker:g} GPU(s) per worker came up within "
                            f"{timeout:g} s; check the autoscaler (ray status, monitor.err)") from None
     if not report["cuda_available"]:
-        raise GPUUnavailableError(f"trainer.use_gpu=true but CUDA is not usable on a GPU worker "
-                                  f"({explain(report)}); fix the node's driver or image, or set "
-                                  "trainer.use_gpu=false to train on the CPU")
+        raise unusable("on a GPU worker", [report])
 
 
 def torch_config(trainer: TrainerConfig):
