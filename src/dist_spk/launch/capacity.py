@@ -43,7 +43,7 @@ class NodeType:
     node_ids: tuple[str, ...] = ()  # the alive nodes of this type (Ray node ids), when read from a live cluster
 
     def offers(self) -> str:
-        shown = {k: v for k, v in sorted(self.resources.items()) if k not in _IGNORED and not k.startswith("node:")}
+        shown = dict(sorted(_clean(self.resources).items()))
         count = f"up to {self.max_nodes} node(s)" if self.max_nodes < MAX_NODES_COUNTED else "unbounded"
         return f"{self.name} {_fmt(shown)} ({count}, {self.alive} alive)"
 
@@ -226,14 +226,14 @@ def type_of_node(node: dict[str, float], types: dict[str, dict[str, float]], hea
 
 
 def node_types_from_cluster_config_proto(proto, alive: list[dict[str, float]], *, ids: list[str] | None = None
-                                         ) -> tuple[list[NodeType], None]:
+                                         ) -> list[NodeType]:
     """Node types of the GCS's ``autoscaler_pb2.ClusterConfig`` (node group configs with min/max counts)."""
     config = {"available_node_types": {}, "head_node_type": None}
     for group in proto.node_group_configs:
         most = group.max_count if group.max_count >= 0 else MAX_NODES_COUNTED
         config["available_node_types"][group.name] = {"resources": dict(group.resources), "max_workers": most}
-    types, _ = node_types_from_autoscaling_config(config, alive, ids=ids)
-    return types, None
+    types, _ = node_types_from_autoscaling_config(config, alive, ids=ids)  # the proto has no cap on worker nodes
+    return types
 
 
 def _autoscaling_config_on_head() -> tuple[dict | None, str]:
@@ -288,8 +288,8 @@ def read_cluster_capacity() -> Capacity:
     except Exception:  # an older GCS without the call
         proto = None
     if proto is not None and proto.node_group_configs:
-        types, cap = node_types_from_cluster_config_proto(proto, alive, ids=ids)
-        return Capacity(tuple(types), "the GCS cluster config", cap, now)
+        types = node_types_from_cluster_config_proto(proto, alive, ids=ids)
+        return Capacity(tuple(types), "the GCS cluster config", None, now)
     on_head = ray.remote(num_cpus=0, resources={"node:__internal_head__": 0.001}, max_retries=0)(
         _autoscaling_config_on_head)
     try:

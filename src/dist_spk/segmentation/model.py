@@ -13,7 +13,7 @@ from pyannote.audio.models.segmentation import PyanNet
 
 from dist_spk.config.tasks import SegModelConfig
 from dist_spk.errors import ConfigError, DistSpkError
-from dist_spk.hub import is_hub_id  # noqa: F401 (re-exported for the driver's prepare step)
+from dist_spk.hub import is_hub_id
 
 
 def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
@@ -35,7 +35,7 @@ def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
         except Exception as err:  # corrupt files raise pickle, zip or key errors
             raise DistSpkError(f"{path}: not a readable pyannote checkpoint ({type(err).__name__}: {err})") from None
     else:
-        if init.count("/") != 1 or init.startswith((".", "/", "~")):
+        if not is_hub_id(init):
             raise ConfigError(f"model.init: {init!r} is neither an existing checkpoint path nor a hub id "
                               "like 'pyannote/segmentation-3.0'")
         token = os.environ.get(token_env) or None
