@@ -7,9 +7,16 @@ Logged every epoch (all chunk-level, on pyannote's fixed validation chunks of th
 - ``loss/val/vad``: BCE between speech probability ``1 - P(empty set)`` and "any speaker active";
 - ``loss/val``: ``segmentation_weight * segmentation + vad_weight * vad`` (the training objective too);
 - ``DiarizationErrorRate`` and ``/Confusion``, ``/FalseAlarm``, ``/Miss``: pyannote's permutation-
-  invariant frame-level DER on the multi-label view of the output, at the best of 51 thresholds
-  (0, 0.02, ..., 1) on the per-speaker probabilities; ``DiarizationErrorRate/Threshold`` is that
-  threshold. These are the 3.x-era names the seed team compared; 4.x logs DER at a fixed 0.5.
+  invariant frame-level DER of the output *as the diarization pipeline decodes it*: pyannote 4's
+  ``Inference`` turns a powerset output into speakers by its most likely class (argmax), so these
+  rank trials by what the model will do downstream (the search's objective);
+- ``DiarizationErrorRate/Marginal``: the same DER on the per-speaker marginal probabilities, at the
+  best of 51 thresholds (0, 0.02, ..., 1), the 3.x-era decoding of multi-label models, and
+  ``DiarizationErrorRate/Threshold`` that threshold. Reported beside the objective, never ranked on:
+  a model trained on its marginals (bce, dice, Tversky) can threshold them well while its argmax,
+  which the pipeline uses, labels every frame as overlapped speech.
+
+The seed team compared the 3.x names; 4.x itself logs the argmax DER at a fixed 0.5.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from __future__ import annotations
 import torch
 from pyannote.audio.tasks import SpeakerDiarization
 from pyannote.audio.torchmetrics.audio.diarization_error_rate import (
+    DiarizationErrorRate,
+    FalseAlarmRate,
+    MissedDetectionRate,
     OptimalDiarizationErrorRate,
     OptimalDiarizationErrorRateThreshold,
-    OptimalFalseAlarmRate,
-    OptimalMissedDetectionRate,
-    OptimalSpeakerConfusionRate,
+    SpeakerConfusionRate,
 )
+from torchmetrics import MetricCollection
 from pyannote.audio.utils.permutation import permutate
 
 from dist_spk.config.tasks import SegLossConfig
@@ -37,6 +46,7 @@ SEG_METRICS = (
     "DiarizationErrorRate/Confusion",
     "DiarizationErrorRate/FalseAlarm",
     "DiarizationErrorRate/Miss",
+    "DiarizationErrorRate/Marginal",
     "DiarizationErrorRate/Threshold",
 )
 SEG_OBJECTIVE = "DiarizationErrorRate"  # lower is better
@@ -60,17 +70,31 @@ class SegmentationTask(SpeakerDiarization):
         self.loss_config = loss
 
     def default_metric(self) -> dict:
+        """The pipeline decoding's metrics (hard 0/1 speakers from the powerset argmax); the first is monitored."""
         return {
-            "DiarizationErrorRate": OptimalDiarizationErrorRate(),
-            "DiarizationErrorRate/Threshold": OptimalDiarizationErrorRateThreshold(),
-            "DiarizationErrorRate/Confusion": OptimalSpeakerConfusionRate(),
-            "DiarizationErrorRate/Miss": OptimalMissedDetectionRate(),
-            "DiarizationErrorRate/FalseAlarm": OptimalFalseAlarmRate(),
+            "DiarizationErrorRate": DiarizationErrorRate(),
+            "DiarizationErrorRate/Confusion": SpeakerConfusionRate(),
+            "DiarizationErrorRate/FalseAlarm": FalseAlarmRate(),
+            "DiarizationErrorRate/Miss": MissedDetectionRate(),
         }
 
+    @staticmethod
+    def marginal_metric() -> dict:
+        """The marginal decoding's metrics: best-threshold DER on per-speaker probabilities, and the threshold."""
+        return {
+            "DiarizationErrorRate/Marginal": OptimalDiarizationErrorRate(),
+            "DiarizationErrorRate/Threshold": OptimalDiarizationErrorRateThreshold(),
+        }
+
+    def setup_validation_metric(self) -> None:
+        super().setup_validation_metric()
+        # a module attribute, as pyannote's own validation_metric, so it follows the model's device;
+        # torchmetrics states are not persistent: checkpoints are unchanged
+        self.model.marginal_metric = MetricCollection(self.marginal_metric()).to(self.model.device)
+
     def _losses(self, batch: dict, target: torch.Tensor, waveform: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Forward pass and losses: (segmentation, vad, total, per-speaker probabilities, permuted target)."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, LossInputs]:
+        """Forward pass and losses: (segmentation, vad, total, what the losses were computed on)."""
         log_probs = self.model(waveform)  # (batch, frames, powerset classes)
         weight_key = getattr(self, "weight", None)  # pyannote's optional per-frame weight key
         weight = batch.get(weight_key) if weight_key else None  # (batch, frames, 1)
@@ -81,7 +105,7 @@ class SegmentationTask(SpeakerDiarization):
         seg = segmentation_loss(inputs, self.loss_config)
         vad = vad_loss(log_probs, permuted, weight)
         total = self.loss_config.segmentation_weight * seg + self.loss_config.vad_weight * vad
-        return seg, vad, total, probs, permuted
+        return seg, vad, total, inputs
 
     def _log(self, stage: str, seg: torch.Tensor, vad: torch.Tensor, total: torch.Tensor) -> None:
         options = {"on_step": False, "on_epoch": True, "logger": True, "sync_dist": True}
@@ -96,15 +120,17 @@ class SegmentationTask(SpeakerDiarization):
         keep = torch.sum(torch.any(target, dim=1), dim=1) <= self.max_speakers_per_chunk
         if not keep.any():
             return None
-        seg, vad, total, _, _ = self._losses(batch, target[keep], waveform[keep])
+        seg, vad, total, _ = self._losses(batch, target[keep], waveform[keep])
         self._log("train", seg, vad, total)
         return {"loss": total}
 
     def validation_step(self, batch: dict, batch_idx: int):
         target = batch["y"]
-        seg, vad, total, probs, _ = self._losses(batch, target, batch["X"])
+        seg, vad, total, inputs = self._losses(batch, target, batch["X"])
         self._log("val", seg, vad, total)
-        # metrics take (batch, speakers, frames); soft probabilities make the threshold search meaningful
-        self.model.validation_metric(probs.transpose(1, 2), target.transpose(1, 2))
-        self.model.log_dict(self.model.validation_metric, on_step=False, on_epoch=True, prog_bar=False,
-                            logger=True)
+        argmax = self.model.powerset.to_multilabel(inputs.log_probs)  # 0/1, what pyannote's Inference decodes
+        # metrics take (batch, speakers, frames)
+        for metric, preds in ((self.model.validation_metric, argmax), (self.model.marginal_metric, inputs.probs)):
+            metric(preds.transpose(1, 2), target.transpose(1, 2))
+            self.model.log_dict(metric, on_step=False, on_epoch=True, prog_bar=False, logger=True)
+

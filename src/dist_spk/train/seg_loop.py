@@ -62,7 +62,7 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     task = build_task(config, protocol, cache=payload["cache_file"])
     model = build_model(config.model, task, local_init=payload.get("model_init"))
     attach_optimizers(model, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor="loss/val")
-    shown = ("loss/train", "loss/val", "DiarizationErrorRate", "DiarizationErrorRate/Threshold")
+    shown = ("loss/train", "loss/val", "DiarizationErrorRate", "DiarizationErrorRate/Marginal")
     callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown, payload=payload),
                        ApplyOptimSettings(config.optim)]
     if config.model.freeze_sincnet_epochs:
