@@ -68,6 +68,13 @@ def test_fine_tune_from_a_local_checkpoint_with_seed_variant(seg_run, small_corp
     assert row["DiarizationErrorRate"] < 0.9
 
 
+def test_chunks_per_epoch_sets_the_steps_between_validations(small_corpus, tmp_path):
+    run_training("seg", seg_config(small_corpus, **{"trainer.epochs": 2, "data.chunks_per_epoch": 40,
+                                                    "data.batch_size": 16, "trainer.limit_val_batches": 1}),
+                 out=tmp_path / "run")
+    assert [row["step"] for row in read_metrics(tmp_path / "run")] == [2, 4]  # 40 // 16: pyannote drops the last
+
+
 def test_evaluate_on_the_test_split(seg_run, small_corpus):
     from dist_spk.segmentation.evaluate import evaluate_segmentation
 

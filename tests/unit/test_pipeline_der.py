@@ -6,7 +6,7 @@ import pytest
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from dist_spk.pipeline.evaluate import der_report
+from dist_spk.pipeline.evaluate import baseline_reports, der_report
 
 
 def annotation(uri: str, turns: list[tuple[float, float, str]]) -> Annotation:
@@ -47,3 +47,16 @@ def test_overlap_missed_and_false_alarm_match_pyannote_metrics_at_both_collars()
     assert report["overall"]["collar_0.25"]["der"] < report["overall"]["collar_0"]["der"]
     overlap_missed = der_report([(cases[0][0], annotation("a", [(0, 10, "x"), (10, 20, "y"), (25, 30, "x")]))])
     assert overlap_missed["overall"]["collar_0"]["miss"] == pytest.approx(2 / 27)  # overlap is scored
+
+
+def test_trivial_baselines_score_what_labelling_everything_as_one_speaker_scores():
+    # 9 s of speech (A 0-4, B 3-6 overlapping 1 s, A 8-10) in a 12 s file
+    files = [file("a", [(0, 4, "A"), (3, 6, "B"), (8, 10, "A")], 12)]
+    baselines = baseline_reports(files)
+    oracle = baselines["one_speaker_oracle_speech"]["collar_0"]
+    # B's 2 s alone are confused; one of the two overlapping speakers is missed; no false alarm
+    assert oracle == pytest.approx({"der": 3 / 9, "confusion": 2 / 9, "false_alarm": 0.0, "miss": 1 / 9,
+                                    "speech_seconds": 9.0})
+    whole = baselines["one_speaker_whole_file"]["collar_0"]
+    assert whole["false_alarm"] == pytest.approx(4 / 9)  # 6-8 and 10-12: non-speech labelled speech
+    assert whole["der"] > oracle["der"]

@@ -163,12 +163,15 @@ class SegDataConfig:
     max_speakers_per_chunk: int = 3
     max_speakers_per_frame: int = 2
     batch_size: int = 64
+    # random training chunks per epoch; 0 = pyannote's default, the training files' annotated duration over the
+    # chunk duration (a small dataset then gives epochs of a few steps, too short to validate after)
+    chunks_per_epoch: int = 0
     loader_workers: int = 4  # DataLoader processes per training worker
     cache_dir: str = ""  # pyannote metadata cache; on a cluster, shared storage. "" = <root>/.dist_spk_cache
 
     def problems(self) -> Problems:
         yield from _positive(self, "duration", "max_speakers_per_chunk", "max_speakers_per_frame", "batch_size")
-        yield from _non_negative(self, "loader_workers")
+        yield from _non_negative(self, "loader_workers", "chunks_per_epoch")
         if self.max_speakers_per_frame > self.max_speakers_per_chunk:
             yield "max_speakers_per_frame", "cannot exceed max_speakers_per_chunk"
 

@@ -4,6 +4,10 @@ DER is pyannote.metrics' ``DiarizationErrorRate`` (optimal speaker mapping) over
 their UEM, overlapped speech scored, at two forgiveness collars: none, and 0.25 s on each side of
 every reference boundary (NIST md-eval's ``--collar 0.25``, which is pyannote.metrics' ``collar=0.5``:
 pyannote takes the collar's total width). Each DER comes with its confusion, false alarm and miss.
+
+Every report also scores two trivial baselines on the same files, so a figure can be judged: labelling
+the whole scored region as one speaker, and labelling the *reference* speech (oracle voice activity)
+as one speaker. A pipeline that does not beat the second has learnt nothing about who speaks.
 """
 
 from __future__ import annotations
@@ -36,6 +40,29 @@ def pipeline_files(data: str | Path, split: str, *, protocol: str = "") -> list[
         raise DistSpkError(f"{data}: the {split} split has no files")
     return [{"uri": f["uri"], "audio": f["audio"], "annotation": f["annotation"], "annotated": f["annotated"]}
             for f in files]
+
+
+def _one_speaker(timeline) -> Any:
+    """An Annotation labelling every region of ``timeline`` as the same speaker."""
+    from pyannote.core import Annotation
+
+    annotation = Annotation(uri=timeline.uri)
+    for segment in timeline.support():
+        annotation[segment] = "speaker"
+    return annotation
+
+
+# name -> file -> hypothesis; the names are the report's keys
+BASELINES = {
+    "one_speaker_whole_file": lambda file: _one_speaker(file["annotated"]),
+    "one_speaker_oracle_speech": lambda file: _one_speaker(file["annotation"].get_timeline()),
+}
+
+
+def baseline_reports(files: list[dict]) -> dict[str, dict[str, Any]]:
+    """The overall DER report of each trivial baseline on ``files``."""
+    return {name: der_report([(file, hypothesis(file)) for file in files])["overall"]
+            for name, hypothesis in BASELINES.items()}
 
 
 def der_report(results: list[tuple[dict, Any]]) -> dict[str, Any]:
@@ -106,7 +133,7 @@ def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str
     started = time.perf_counter()
     pipeline = build_pipeline(segmentation, embedding)
     report: dict[str, Any] = {"data": str(data), "split": split, "segmentation": str(segmentation),
-                              "embedding": str(embedding)}
+                              "embedding": str(embedding), "baselines": baseline_reports(files)}
     default_results = diarize(pipeline, files, desc=f"diarizing {split} (default params)")
     report["default"] = {"params": pipeline.parameters(instantiated=True), **der_report(default_results)}
     final = default_results
@@ -142,9 +169,12 @@ def print_report(report: dict[str, Any]) -> None:
                       f"{row['collar_0.25']['der']:.2%}")
     console = Console()
     console.print(table)
-    for name in ("default", "tuned"):
-        if name in report:
-            c0, c25 = report[name]["overall"]["collar_0"], report[name]["overall"]["collar_0.25"]
-            console.print(f"{name:>7}: DER {c0['der']:.2%} (confusion {c0['confusion']:.2%}, false alarm "
-                          f"{c0['false_alarm']:.2%}, miss {c0['miss']:.2%}); with ±0.25 s collars {c25['der']:.2%}"
-                          f"   params {json.dumps(report[name]['params'])}")
+    rows = [(name, report[name]["overall"], json.dumps(report[name]["params"]))
+            for name in ("default", "tuned") if name in report]
+    rows += [(f"baseline: {name.replace('_', ' ')}", overall, "") for name, overall in report["baselines"].items()]
+    width = max(len(name) for name, _, _ in rows)
+    for name, overall, params in rows:
+        c0, c25 = overall["collar_0"], overall["collar_0.25"]
+        console.print(f"{name:>{width}}: DER {c0['der']:.2%} (confusion {c0['confusion']:.2%}, false alarm "
+                      f"{c0['false_alarm']:.2%}, miss {c0['miss']:.2%}); with ±0.25 s collars {c25['der']:.2%}"
+                      + (f"   params {params}" if params else ""))

@@ -61,13 +61,21 @@ class SegmentationTask(SpeakerDiarization):
         A pyannote.database speaker-diarization protocol.
     loss
         Which segmentation loss, and the weights of ``loss = w_seg * segmentation + w_vad * vad``.
+    chunks_per_epoch
+        Random training chunks per epoch; 0 keeps pyannote's (annotated training duration / chunk duration).
     **kwargs
         Passed on to :class:`pyannote.audio.tasks.SpeakerDiarization` (duration, batch_size, cache, ...).
     """
 
-    def __init__(self, protocol, *, loss: SegLossConfig, **kwargs):
+    def __init__(self, protocol, *, loss: SegLossConfig, chunks_per_epoch: int = 0, **kwargs):
         super().__init__(protocol, **kwargs)
         self.loss_config = loss
+        self.chunks_per_epoch = chunks_per_epoch
+
+    def train__len__(self) -> int:
+        # chunks are drawn at random (with replacement) whatever the epoch length: this only sets how many
+        # optimizer steps pass between two validations
+        return self.chunks_per_epoch or super().train__len__()
 
     def default_metric(self) -> dict:
         """The pipeline decoding's metrics (hard 0/1 speakers from the powerset argmax); the first is monitored."""

@@ -29,6 +29,7 @@ def build_task(config: SegConfig, protocol, *, cache: str | Path | None):
         max_speakers_per_chunk=data.max_speakers_per_chunk,
         max_speakers_per_frame=data.max_speakers_per_frame,
         batch_size=data.batch_size,
+        chunks_per_epoch=data.chunks_per_epoch,
         num_workers=data.loader_workers,
         augmentation=build_augmentation(config.augment),
         cache=str(cache) if cache else None,
