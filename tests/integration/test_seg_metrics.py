@@ -85,7 +85,7 @@ def test_metric_names_are_the_seed_names_plus_the_marginal_der():
     names = {*SegmentationTask.default_metric(None), *SegmentationTask.marginal_metric(),
              "loss/val/segmentation", "loss/val/vad", "loss/val"}
     assert names == set(SEG_METRICS)
-    assert SEG_OBJECTIVE == next(iter(SegmentationTask.default_metric(None)))  # pyannote monitors the first
+    assert next(iter(SegmentationTask.default_metric(None))) == SEG_OBJECTIVE  # pyannote monitors the first
 
 
 # --- a model whose decodings disagree, through the task's own validation step -------------------------

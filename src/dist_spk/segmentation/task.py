@@ -31,8 +31,8 @@ from pyannote.audio.torchmetrics.audio.diarization_error_rate import (
     OptimalDiarizationErrorRateThreshold,
     SpeakerConfusionRate,
 )
-from torchmetrics import MetricCollection
 from pyannote.audio.utils.permutation import permutate
+from torchmetrics import MetricCollection
 
 from dist_spk.config.tasks import SegLossConfig
 from dist_spk.segmentation.losses import LossInputs, segmentation_loss, vad_loss
