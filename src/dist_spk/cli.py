@@ -187,6 +187,9 @@ def data_synth(
     seed: Annotated[int, typer.Option(help="Same seed, same corpus.")] = 0,
     size: Annotated[str, typer.Option(help="tiny, small (demo) or medium.")] = "small",
     noise: Annotated[bool, typer.Option("--noise/--no-noise", help="Mix background noise in.")] = True,
+    style: Annotated[str, typer.Option(help="demo (voices to train on) or heldout (voices no demo corpus holds, "
+                                       "5-20 dB SNR: evaluate demo-trained models on it, never train on it).")
+                     ] = "demo",
 ) -> None:
     """Synthesise the demo corpus with espeak-ng voices: OUT/diar (seed layout), OUT/spk (VoxCeleb), OUT/noise."""
     import time
@@ -194,7 +197,7 @@ def data_synth(
     from dist_spk.data.synth import synthesize
 
     started = time.perf_counter()
-    summary = synthesize(out, seed=seed, size=size, noise=noise)
+    summary = synthesize(out, seed=seed, size=size, noise=noise, style=style)
     typer.echo(f"wrote {out}: {sum(summary.conversations.values())} conversations ({summary.diar_hours:.2f} h), "
                f"{summary.spk_utterances} utterances of {len(summary.voices)} speakers, {summary.trials} trials, "
                f"in {time.perf_counter() - started:.1f} s")

@@ -82,3 +82,28 @@ def test_refuses_a_non_empty_folder_and_unknown_size(tmp_path):
         synthesize(tmp_path / "busy", size="tiny")
     with pytest.raises(DataError, match="valid sizes: tiny, small, medium"):
         synthesize(tmp_path / "new", size="huge")
+    with pytest.raises(DataError, match="valid styles: demo, heldout"):
+        synthesize(tmp_path / "new", size="tiny", style="unseen")
+
+
+def _voices(corpus) -> set[tuple]:
+    meta = json.loads((corpus / "corpus.json").read_text())
+    return {(v["accent"], v["variant"], v["pitch"], v["speed"]) for v in meta["voices"]}
+
+
+def test_heldout_style_shares_no_voice_with_any_demo_corpus_and_is_noisier(tiny_corpus, tmp_path):
+    from dist_spk.data.synth import STYLES, make_voices
+
+    heldout = synthesize(tmp_path / "heldout", seed=0, size="tiny", style="heldout")
+    assert heldout.style == "heldout" and json.loads((tmp_path / "heldout" / "corpus.json").read_text())["style"] == (
+        "heldout")
+    assert not _voices(tmp_path / "heldout") & _voices(tiny_corpus)
+    # whatever the seed or size: the two styles' voice grids never meet
+    demo = {(v.accent, v.variant, v.pitch, v.speed) for v in make_voices(2000, np.random.default_rng(5))}
+    unseen = {(v.accent, v.variant, v.pitch, v.speed)
+              for v in make_voices(2000, np.random.default_rng(5), STYLES["heldout"])}
+    assert demo and unseen and not demo & unseen
+    for snr in ("conversation_snr_db", "session_snr_db"):  # noisier at both ends of the SNR range
+        assert all(low < high for low, high in zip(getattr(STYLES["heldout"], snr), getattr(STYLES["demo"], snr),
+                                                   strict=True))
+    assert check_diarization(tmp_path / "heldout" / "diar", progress=False).ok

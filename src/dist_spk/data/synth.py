@@ -51,6 +51,28 @@ SPEEDS = (135, 155, 175)
 
 
 @dataclass(frozen=True)
+class CorpusStyle:
+    """Which voices speak and how noisy the recordings are."""
+
+    accents: tuple[str, ...]
+    pitches: tuple[int, ...]
+    speeds: tuple[int, ...]
+    conversation_snr_db: tuple[float, float]
+    session_snr_db: tuple[float, float]  # speaker recordings: one SNR per (speaker, session)
+
+
+STYLES: dict[str, CorpusStyle] = {
+    "demo": CorpusStyle(ACCENTS, PITCHES, SPEEDS, (15.0, 35.0), (12.0, 35.0)),
+    # For evaluation only, never for training: no voice of a demo corpus speaks here. Pitches and speeds are off
+    # the demo grid, so every voice is new; half the accents are other languages' voices reading English, the
+    # rest are demo accents, whose voices sit close to a demo voice of the same variant (similar-sounding on
+    # purpose); SNRs of 5-20 dB instead of 12-35.
+    "heldout": CorpusStyle(("de", "nl", "sv", "da", "en-us", "en-gb", "en-gb-scotland", "en-029"),
+                           (28, 43, 58, 72), (145, 165), (5.0, 20.0), (5.0, 20.0)),
+}
+
+
+@dataclass(frozen=True)
 class Voice:
     """One synthetic speaker: an espeak-ng voice with a pitch and a speed."""
 
@@ -93,6 +115,7 @@ class CorpusSummary:
     spk_utterances: int
     trials: int
     espeak_version: str = ""
+    style: str = "demo"
     files: list[str] = field(default_factory=list)
 
 
@@ -111,9 +134,9 @@ def sentences() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def make_voices(count: int, rng: np.random.Generator) -> list[Voice]:
-    """``count`` distinct voices; variants cycle so neighbouring speakers differ in timbre."""
-    combos = list(itertools.product(ACCENTS, PITCHES, SPEEDS))
+def make_voices(count: int, rng: np.random.Generator, style: CorpusStyle = STYLES["demo"]) -> list[Voice]:
+    """``count`` distinct voices of ``style``; variants cycle so neighbouring speakers differ in timbre."""
+    combos = list(itertools.product(style.accents, style.pitches, style.speeds))
     order = rng.permutation(len(combos))
     voices = []
     for i in range(count):
@@ -202,7 +225,8 @@ def _conversation_plan(rng: np.random.Generator, members: list[int], texts: list
 
 
 def render_conversation(uri: str, plan: list[tuple[int, str]], speakers: list[_Speaker], rng: np.random.Generator,
-                        *, noise: bool) -> tuple[np.ndarray, list[Turn]]:
+                        *, noise: bool, snr_db: tuple[float, float] = STYLES["demo"].conversation_snr_db
+                        ) -> tuple[np.ndarray, list[Turn]]:
     """Mix a conversation: pauses (75%) or overlaps (25%) between turns, per-speaker levels, noise.
 
     Returns the audio and its turns, whose spans are exactly the utterances' sample spans.
@@ -227,14 +251,15 @@ def render_conversation(uri: str, plan: list[tuple[int, str]], speakers: list[_S
     for _, start, audio in placed:
         mix[start:start + len(audio)] += audio
     if noise:
-        mix = _add_noise(mix, rng, rng.uniform(15, 35))
+        mix = _add_noise(mix, rng, rng.uniform(*snr_db))
     turns = [Turn(uri, start / SAMPLE_RATE, len(audio) / SAMPLE_RATE, speakers[m].voice.speaker)
              for m, start, audio in placed]
     return mix, turns
 
 
 def _write_diarization(out: Path, size: CorpusSize, speakers: list[_Speaker], train_ids: list[int],
-                       heldout_ids: list[int], texts: list[str], rng: np.random.Generator, *, noise: bool) -> float:
+                       heldout_ids: list[int], texts: list[str], rng: np.random.Generator, *, noise: bool,
+                       style: CorpusStyle) -> float:
     """The seed-layout half of the corpus; returns its duration in hours."""
     plans: dict[str, list[tuple[int, str]]] = {}
     for split in SPLITS:
@@ -248,7 +273,8 @@ def _write_diarization(out: Path, size: CorpusSize, speakers: list[_Speaker], tr
     for split in SPLITS:
         uris = sorted(uri for uri in plans if uri.startswith(f"{split}_"))
         for uri in uris:
-            audio, turns = render_conversation(uri, plans[uri], speakers, rng, noise=noise)
+            audio, turns = render_conversation(uri, plans[uri], speakers, rng, noise=noise,
+                                               snr_db=style.conversation_snr_db)
             _write_wav(out / split / "wav" / f"{uri}.wav", audio)
             (out / split / "rttm").mkdir(parents=True, exist_ok=True)
             (out / split / "rttm" / f"{uri}.rttm").write_text(format_rttm(turns))
@@ -260,8 +286,8 @@ def _write_diarization(out: Path, size: CorpusSize, speakers: list[_Speaker], tr
 
 
 def _write_speakers(out: Path, size: CorpusSize, speakers: list[_Speaker], train_ids: list[int],
-                    heldout_ids: list[int], texts: list[str], rng: np.random.Generator, *, noise: bool
-                    ) -> tuple[int, list[Trial]]:
+                    heldout_ids: list[int], texts: list[str], rng: np.random.Generator, *, noise: bool,
+                    style: CorpusStyle) -> tuple[int, list[Trial]]:
     """The VoxCeleb-layout half; returns the utterance count and the trials written."""
     plan = {
         (member, session, utt): " ".join(rng.choice(texts, size=int(rng.integers(1, 3)), replace=False))
@@ -271,7 +297,7 @@ def _write_speakers(out: Path, size: CorpusSize, speakers: list[_Speaker], train
     }
     _prefetch(speakers, [(m, text) for (m, _, _), text in plan.items()], "synthesising utterances")
     # every session its own level and noise floor, as recordings from different days would have
-    sessions = {(m, s): (rng.uniform(-8, 0), rng.uniform(12, 35)) for m, s, _ in plan}
+    sessions = {(m, s): (rng.uniform(-8, 0), rng.uniform(*style.session_snr_db)) for m, s, _ in plan}
     heldout_utterances: dict[str, list[str]] = {}
     for (member, session, utt), text in plan.items():
         gain_db, snr_db = sessions[member, session]
@@ -306,7 +332,8 @@ def _write_noises(out: Path, size: CorpusSize, speakers: list[_Speaker], texts: 
         _write_wav(out / f"{name}.wav", 0.3 * audio / (np.abs(audio).max() + 1e-9))
 
 
-def synthesize(out: str | Path, *, seed: int = 0, size: str = "small", noise: bool = True) -> CorpusSummary:
+def synthesize(out: str | Path, *, seed: int = 0, size: str = "small", noise: bool = True, style: str = "demo"
+               ) -> CorpusSummary:
     """Generate the demo corpus into ``out`` (which must not already hold one).
 
     Parameters
@@ -319,9 +346,14 @@ def synthesize(out: str | Path, *, seed: int = 0, size: str = "small", noise: bo
         ``tiny`` (tests), ``small`` (demo, under a minute) or ``medium``.
     noise
         Mix background noise into every recording.
+    style
+        ``demo`` (the voices training uses) or ``heldout`` (voices no demo corpus holds, noisier: for
+        evaluating models trained on a demo corpus on voices they never heard).
     """
     if size not in SIZES:
         raise DataError(f"unknown corpus size '{size}'; valid sizes: {', '.join(SIZES)}")
+    if style not in STYLES:
+        raise DataError(f"unknown corpus style '{style}'; valid styles: {', '.join(STYLES)}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out} exists and is not an empty folder; choose another folder or delete it")
@@ -329,19 +361,20 @@ def synthesize(out: str | Path, *, seed: int = 0, size: str = "small", noise: bo
     spec = SIZES[size]
     rng = np.random.default_rng(seed)
     texts = sentences()
-    voices = make_voices(spec.train_speakers + spec.heldout_speakers, rng)
+    voices = make_voices(spec.train_speakers + spec.heldout_speakers, rng, STYLES[style])
     speakers = [_Speaker(v) for v in voices]
     train_ids = list(range(spec.train_speakers))
     heldout_ids = list(range(spec.train_speakers, len(voices)))
     staging = out.with_name(out.name + ".partial")  # written here, renamed when complete
     if staging.exists():
         shutil.rmtree(staging)
-    hours = _write_diarization(staging / "diar", spec, speakers, train_ids, heldout_ids, texts, rng, noise=noise)
+    hours = _write_diarization(staging / "diar", spec, speakers, train_ids, heldout_ids, texts, rng, noise=noise,
+                               style=STYLES[style])
     utterances, trials = _write_speakers(staging / "spk", spec, speakers, train_ids, heldout_ids, texts, rng,
-                                         noise=noise)
+                                         noise=noise, style=STYLES[style])
     _write_noises(staging / "noise", spec, speakers, texts, rng)
     summary = CorpusSummary(seed, size, voices, dict(spec.conversations), round(hours, 4), utterances, len(trials),
-                            version)
+                            version, style)
     summary.files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
     digest = hashlib.sha256()
     for name in summary.files:
