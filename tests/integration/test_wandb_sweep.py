@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def test_sweeps_wandb_would_refuse_are_refused(tmp_path):
 def test_a_wandb_agent_run_trains_and_reports_the_metric_every_epoch(small_corpus, tmp_path):
     (tmp_path / "space.yaml").write_text(
         "parameters:\n  optim.lr: {values: [1.0e-3, 3.0e-3]}\n  trainer.epochs: {value: 2}\n"
-        "  trainer.workers: {value: 0}\n  data.batch_size: {value: 64}\n")
+        "  trainer.workers: {value: 0}\n  data.batch_size: {value: 64}\n  trainer.log_every_n_steps: {value: 2}\n")
     runs = tmp_path / "runs"
     sweep = _export("spk", "--space", tmp_path / "space.yaml", "--method", "random", "--data",
                     small_corpus / "spk", "--runs-dir", runs)
@@ -81,3 +82,9 @@ def test_a_wandb_agent_run_trains_and_reports_the_metric_every_epoch(small_corpu
     logged = [(row["epoch"], row["eer"]) for row in wandb_history(path) if "eer" in row]
     assert [epoch for epoch, _ in logged] == [0, 1]
     assert wandb_summary(path)["eer"] == {"min": pytest.approx(min(eer for _, eer in logged))}
+    # rank 0's step log, streamed inside the epochs: every second optimizer step, before its epoch's row
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    assert steps and all(row["step"] % 2 == 0 for row in steps)
+    streamed = [row for row in wandb_history(path) if "train_step/loss" in row]
+    assert [row["step"] for row in streamed] == [row["step"] for row in steps]
+    assert all(row["train_step/lr"] > 0 for row in streamed) and 0 < streamed[0]["epoch"] <= 1

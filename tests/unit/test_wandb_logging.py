@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 import warnings
 from types import SimpleNamespace
 
@@ -62,6 +63,44 @@ def test_runs_left_open_by_an_interrupted_search_are_finished(tmp_path):
     callback.close()
     (path,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
     assert "exit" in kinds(path) and callback._runs == {}
+
+
+def test_step_logs_stream_between_epochs_and_a_resumed_trial_does_not_repeat_them(tmp_path):
+    trial = SimpleNamespace(trial_id="t_00001", config={})
+    steps = tmp_path / "trials" / "t_00001" / "steps.jsonl"
+    steps.parent.mkdir(parents=True)
+    callback = TrialRuns(project="p", exp_dir=tmp_path, objective="eer", base={}, offline=True, poll_seconds=0)
+    callback.on_trial_start(0, [], trial)
+
+    def worker_writes(step: int, *, partial: bool = False) -> None:  # as StepLog appends, rank 0 of the trial
+        line = json.dumps({"step": step, "epoch": step / 4, "train_step/loss": 1 / step, "train_step/lr": 0.01})
+        with steps.open("a") as handle:
+            handle.write(line[:10] if partial else line + "\n")
+
+    worker_writes(1)
+    worker_writes(2)
+    callback.on_step_end(1, [])  # Tune's loop, while the epoch is still running
+    worker_writes(3)
+    worker_writes(4, partial=True)  # a line the worker is still writing waits
+    callback.on_step_end(2, [])
+    with steps.open("a") as handle:
+        handle.write(json.dumps({"step": 4, "epoch": 1.0, "train_step/loss": 0.25, "train_step/lr": 0.01})[10:] + "\n")
+    callback.on_trial_result(3, [], trial, {"epoch": 0, "eer": 0.3})  # the epoch's last steps go first
+    callback.close()
+
+    # a new driver resumes the search: the trial's run continues, its streamed steps are not sent again
+    time.sleep(1.1)  # W&B names offline run folders by the second: the resumed run gets its own
+    resumed = TrialRuns(project="p", exp_dir=tmp_path, objective="eer", base={}, offline=True, poll_seconds=0)
+    resumed.on_trial_start(0, [], trial)
+    worker_writes(5)
+    resumed.on_trial_result(1, [], trial, {"epoch": 1, "eer": 0.2})
+    resumed.on_trial_complete(2, [], trial)
+
+    first, second = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert [row.get("step", "epoch") for row in history(first)] == [1, 2, 3, 4, "epoch"]
+    assert history(first)[3]["train_step/loss"] == 0.25
+    assert [row.get("step", "epoch") for row in history(second)] == [5, "epoch"]
+    assert "exit" in kinds(first) and "exit" in kinds(second)
 
 
 @pytest.fixture(autouse=True)

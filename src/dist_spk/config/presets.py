@@ -14,7 +14,7 @@ from dist_spk.config.tasks import SearchConfig, SegConfig, SpkConfig, TrainerCon
 
 
 def _cpu_trainer(**changes: Any) -> TrainerConfig:
-    base = dict(epochs=4, workers=1, use_gpu=False, cpus_per_worker=1, precision="32")
+    base = dict(epochs=4, workers=1, use_gpu=False, cpus_per_worker=1, precision="32", log_every_n_steps=10)
     return TrainerConfig(**(base | changes))
 
 

@@ -100,10 +100,13 @@ class TrainerConfig:
     precision: Literal["32", "16-mixed", "bf16-mixed"] = "16-mixed"
     gradient_clip: float = 0.0  # 0 = no clipping
     seed: int = 0
+    # every N optimizer steps rank 0 appends its training loss and lr to RUN/steps.jsonl, which W&B streams:
+    # an hours-long epoch shows its loss curve as it goes. 0 = epochs only
+    log_every_n_steps: int = 50
 
     def problems(self) -> Problems:
         yield from _positive(self, "epochs", "cpus_per_worker", "gpus_per_worker")
-        yield from _non_negative(self, "workers", "gradient_clip")
+        yield from _non_negative(self, "workers", "gradient_clip", "log_every_n_steps")
         for name in ("limit_train_batches", "limit_val_batches"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -10,7 +10,14 @@ import lightning
 
 from dist_spk.config.tasks import OptimConfig
 from dist_spk.train import startup
-from dist_spk.train.run_dir import append_metrics, best_checkpoint, keep_epochs_before, last_checkpoint, read_metrics
+from dist_spk.train.run_dir import (
+    append_metrics,
+    append_step,
+    best_checkpoint,
+    keep_epochs_before,
+    last_checkpoint,
+    read_metrics,
+)
 
 
 class EpochReport(lightning.Callback):
@@ -89,6 +96,29 @@ class EpochReport(lightning.Callback):
             self.session.console(f"[epoch {trainer.current_epoch}] {shown}  ({metrics['epoch_seconds']:.1f} s)")
         self.session.report(metrics, last if self.session.world_rank == 0 else None)
         self._started = time.perf_counter()
+
+
+class StepLog(lightning.Callback):
+    """Every ``every`` optimizer steps, rank 0 appends ``step``, ``epoch`` (epochs elapsed, fractional),
+    ``train_step/loss`` (its own batch's loss, not averaged over ranks: no collective in the hot loop) and
+    ``train_step/lr`` to ``RUN/steps.jsonl``; the W&B side streams the file (:mod:`dist_spk.tune.wandb_logging`).
+    """
+
+    def __init__(self, session, run_dir: Path, *, every: int):
+        self.session, self.run_dir, self.every = session, Path(run_dir), every
+        self._logged = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step  # optimizer steps taken, this batch's included
+        if self.session.world_rank != 0 or step % self.every or step == self._logged:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None:  # a batch the loop skipped
+            return
+        self._logged = step
+        elapsed = trainer.current_epoch + (batch_idx + 1) / max(trainer.num_training_batches, 1)
+        append_step(self.run_dir, {"step": step, "epoch": round(elapsed, 4), "train_step/loss": float(loss),
+                                   "train_step/lr": float(trainer.optimizers[0].param_groups[0]["lr"])})
 
 
 class ApplyOptimSettings(lightning.Callback):

@@ -4,6 +4,8 @@
 
     RUN/config.yaml           the resolved config
     RUN/metrics.jsonl         one JSON object per validation epoch, metric names as logged
+    RUN/steps.jsonl           every trainer.log_every_n_steps optimizer steps: rank 0's training loss and lr;
+                              append-only (readers tail it): after a resume, re-trained steps appear again
     RUN/checkpoints/last.ckpt the latest epoch (Lightning checkpoint, loadable by pyannote/our loaders)
     RUN/checkpoints/best.ckpt the epoch with the best objective
     RUN/startup.json          seconds from launch to the first training step, per stage (train/startup.py)
@@ -21,6 +23,7 @@ from pathlib import Path
 from dist_spk.errors import DistSpkError
 
 METRICS_FILE = "metrics.jsonl"
+STEPS_FILE = "steps.jsonl"
 CHECKPOINTS = "checkpoints"
 
 
@@ -51,6 +54,34 @@ def _clean(value: float) -> float | None:
 def append_metrics(run_dir: Path, metrics: dict) -> None:
     with (Path(run_dir) / METRICS_FILE).open("a") as handle:
         handle.write(json.dumps({k: _clean(v) for k, v in metrics.items()}, sort_keys=False) + "\n")
+
+
+def append_step(run_dir: Path, row: dict) -> None:
+    with (Path(run_dir) / STEPS_FILE).open("a") as handle:
+        handle.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+
+
+class JsonlTail:
+    """The complete rows another process has appended to a JSON-lines file since the last call.
+
+    ``from_end``: skip what the file already holds (a resumed run whose earlier rows were streamed before).
+    A line still being written (no newline yet) waits for the next call. The writer only appends.
+    """
+
+    def __init__(self, path: Path, *, from_end: bool = False):
+        self.path = Path(path)
+        self.offset = self.path.stat().st_size if from_end and self.path.is_file() else 0
+
+    def rows(self) -> list[dict]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:  # not written yet
+            return []
+        complete = data.rfind(b"\n") + 1
+        self.offset += complete
+        return [json.loads(line) for line in data[:complete].splitlines() if line.strip()]
 
 
 def keep_epochs_before(run_dir: Path, epoch: int) -> None:

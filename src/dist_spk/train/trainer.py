@@ -11,10 +11,16 @@ def build_trainer(config: TrainerConfig, session, callbacks: list, *, run_dir: P
     """A Trainer that validates every epoch and leaves checkpointing to the epoch callback.
 
     Under Ray the session supplies Ray's DDP strategy and environment; the progress bar is shown
-    only in a local run (Ray interleaves workers' output).
+    only in a local run (Ray interleaves workers' output). With ``config.log_every_n_steps``, the
+    step log (:class:`~dist_spk.train.callbacks.StepLog`) is added to ``callbacks``.
     """
     import lightning
     from lightning.pytorch.loggers import CSVLogger
+
+    from dist_spk.train.callbacks import StepLog
+
+    if config.log_every_n_steps:
+        callbacks = [*callbacks, StepLog(session, run_dir, every=config.log_every_n_steps)]
 
     return session.prepare(lightning.Trainer(
         max_epochs=config.epochs,

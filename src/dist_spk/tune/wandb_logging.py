@@ -11,6 +11,9 @@ and keeps the objective's *last* value in the summary. Here:
   ``best/<objective>``, ``best/epoch``, so W&B ranks trials as ``EXP/best`` does;
 - every metric is plotted against ``epoch`` (``define_metric("*", step_metric="epoch")``); the config goes to the
   run's config (the full resolved config, dotted keys), never into history;
+- between epochs, the trial's ``steps.jsonl`` (rank 0's ``train_step/loss`` and ``train_step/lr`` every
+  ``trainer.log_every_n_steps`` steps, at fractional ``epoch``) is streamed as it grows, read from the run
+  directory on shared storage: an hours-long epoch shows its loss curve while it runs;
 - the group is the experiment's own id (``EXP/wandb/experiment.json``, kept across ``--resume``), so two
   experiments whose folders share a name never merge; a resumed trial continues its run (same id);
 - every run is finished when its trial ends and at the end of the search: the offline files are complete
@@ -36,6 +39,7 @@ from urllib.parse import urlsplit
 from ray.tune import Callback
 
 from dist_spk.launch.secrets import JOB_CONFIG_VAR, SECRETS, adopt_submitted_secrets  # noqa: F401 (re-exported)
+from dist_spk.train.run_dir import STEPS_FILE, JsonlTail
 
 METADATA_KEY = "wandb_api_key"  # `ray job submit --metadata-json '{"wandb_api_key": "..."}'`
 KEY_VAR = SECRETS[METADATA_KEY]  # WANDB_API_KEY
@@ -146,16 +150,19 @@ class TrialRuns(Callback):
     """One W&B run per trial, opened, logged and finished in the search's driver process."""
 
     def __init__(self, *, project: str, exp_dir: Path, objective: str, base: dict[str, Any], offline: bool,
-                 sweep_id: str | None = None, job_type: str = "trial"):
+                 sweep_id: str | None = None, job_type: str = "trial", poll_seconds: float = 2.0):
         self.project, self.exp_dir, self.objective = project, str(exp_dir), objective
         self.base, self.offline, self.job_type, self.sweep_id = flatten(base), offline, job_type, sweep_id
         self.group = experiment_group(Path(exp_dir))
+        self.poll_seconds = poll_seconds
         self._runs: dict[str, Any] = {}
+        self._steps: dict[str, JsonlTail] = {}
         self._best: dict[str, float] = {}
+        self._polled = 0.0
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its callbacks into the experiment state: open runs stay in this process."""
-        return {**self.__dict__, "_runs": {}}
+        return {**self.__dict__, "_runs": {}, "_steps": {}}
 
     def _run(self, trial):
         run = self._runs.get(trial.trial_id)
@@ -165,19 +172,38 @@ class TrialRuns(Callback):
                            project=self.project, group=self.group, job_type=self.job_type, name=trial.trial_id,
                            id=f"{self.group}-{trial.trial_id}", resume="allow", config=config)
             self._runs[trial.trial_id] = run
+            # a trial resumed by a new driver had its earlier steps streamed by the old one
+            self._steps[trial.trial_id] = JsonlTail(Path(self.exp_dir) / "trials" / trial.trial_id / STEPS_FILE,
+                                                    from_end=True)
         return run
+
+    def _stream_steps(self, trial_id: str) -> None:
+        for row in self._steps[trial_id].rows():
+            self._runs[trial_id].log(row)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._run(trial)
 
+    def on_step_end(self, iteration, trials, **info):
+        """Tune's event loop turns many times a second: stream the step logs every ``poll_seconds``."""
+        if time.monotonic() - self._polled < self.poll_seconds:
+            return
+        self._polled = time.monotonic()
+        for trial_id in self._runs:
+            self._stream_steps(trial_id)
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._best[trial.trial_id] = log_epoch(self._run(trial), metrics_of(result), objective=self.objective,
+        run = self._run(trial)
+        self._stream_steps(trial.trial_id)  # the epoch's steps first
+        self._best[trial.trial_id] = log_epoch(run, metrics_of(result), objective=self.objective,
                                                best=self._best.get(trial.trial_id, math.inf))
 
     def _finish(self, trial, exit_code: int) -> None:
-        run = self._runs.pop(trial.trial_id, None)
+        run = self._runs.get(trial.trial_id)
         if run is not None:
+            self._stream_steps(trial.trial_id)
             run.finish(exit_code=exit_code)
+            del self._runs[trial.trial_id], self._steps[trial.trial_id]
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, 0)
@@ -187,9 +213,11 @@ class TrialRuns(Callback):
 
     def close(self) -> None:
         """Finish every run still open (an interrupted search): their files are complete on disk."""
-        for run in self._runs.values():
+        for trial_id, run in self._runs.items():
+            self._stream_steps(trial_id)
             run.finish()
         self._runs.clear()
+        self._steps.clear()
 
     def on_experiment_end(self, trials, **info):
         self.close()
@@ -222,6 +250,7 @@ class FollowRun:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_epoch = -1  # epochs up to this one are in W&B already
+        self._steps = JsonlTail(self.run_dir / STEPS_FILE, from_end=resume)
         self._best = math.inf
         self.run = None
         self.offline = False
@@ -248,6 +277,8 @@ class FollowRun:
             self._log_new()
 
     def _log_new(self) -> None:
+        for row in self._steps.rows():  # the steps first: the epoch rows that follow close them
+            self.run.log(row)
         for line in _metric_lines(self.run_dir):
             row = {k: v for k, v in json.loads(line).items() if isinstance(v, int | float) and not isinstance(v, bool)}
             if row.get("epoch", -1) <= self._last_epoch:
