@@ -87,6 +87,11 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
         assert 1 <= len(logged) <= len(histories[trial])
         assert logged == pytest.approx([row["eer"] for row in histories[trial][: len(logged)]])
         assert not [key for row in rows for key in row if key.startswith("config/")]
+        # rank 0's step log reached the trial's run through Tune's event loop, every row once, in order
+        steps_file = exp / "trials" / trial / "steps.jsonl"
+        lines = steps_file.read_text().splitlines() if steps_file.is_file() else []
+        written = [json.loads(line)["step"] for line in lines]
+        assert [row["step"] for row in rows if "train_step/loss" in row] == written
         assert 1e-3 <= wandb_config(path)["optim.lr"] <= 1e-2 and wandb_config(path)["trainer.epochs"] == 4
         final = wandb_summary(path)
         assert final["eer"] == {"min": pytest.approx(min(logged))} and final["best/eer"] == pytest.approx(min(logged))
