@@ -652,7 +652,8 @@ def demo(
     typer.echo(f"[demo] speakers: {len(speakers.manifest.speakers())} speakers, "
                f"{len(speakers.manifest.utterances)} utterances, {len(speakers.trials)} trials")
     _demo_search("seg", corpus / "diar", out / "tune-seg")
-    _demo_search("spk", corpus / "spk", out / "tune-spk")
+    # the speaker encoder's noise augmentation mixes the corpus's own noises (hum, babble, coloured noise)
+    _demo_search("spk", corpus / "spk", out / "tune-spk", f"data.noise_dir={(corpus / 'noise').resolve()}")
     typer.echo("[demo] scoring the best models")
     from dist_spk.segmentation.evaluate import evaluate_segmentation
     from dist_spk.speaker.inference import evaluate_speaker
@@ -674,7 +675,7 @@ def demo(
     typer.echo(f"[demo] pipeline report: {out / 'pipeline' / 'report.json'}, RTTMs in {out / 'pipeline' / 'rttm'}")
 
 
-def _demo_search(task: str, data: Path, exp: Path) -> None:
+def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
     """A local ASHA search of the task's shipped space with the local preset, then its plots."""
     import shutil
 
@@ -688,7 +689,7 @@ def _demo_search(task: str, data: Path, exp: Path) -> None:
     else:
         shutil.rmtree(exp, ignore_errors=True)  # what an interrupted demo left
         typer.echo(f"[demo] searching {task} hyper-parameters (local preset: ASHA over 6 trials, Ray on this machine)")
-        config = load_config(task, overrides=[f"data.root={data.resolve()}"])
+        config = load_config(task, overrides=[f"data.root={data.resolve()}", *overrides])
         tune_task(task, config, load_space(default_space_path(task), task), exp_dir=exp)
     for path in draw_report(exp):
         typer.echo(f"[demo] plot: {path}")

@@ -58,7 +58,8 @@ def test_sweeps_wandb_would_refuse_are_refused(tmp_path):
 def test_a_wandb_agent_run_trains_and_reports_the_metric_every_epoch(small_corpus, tmp_path):
     (tmp_path / "space.yaml").write_text(
         "parameters:\n  optim.lr: {values: [1.0e-3, 3.0e-3]}\n  trainer.epochs: {value: 2}\n"
-        "  trainer.workers: {value: 0}\n  data.batch_size: {value: 64}\n  trainer.log_every_n_steps: {value: 2}\n")
+        "  trainer.workers: {value: 0}\n  data.batch_size: {value: 64}\n  trainer.log_every_n_steps: {value: 2}\n"
+        "  data.crops_per_epoch: {value: 0}\n")
     runs = tmp_path / "runs"
     sweep = _export("spk", "--space", tmp_path / "space.yaml", "--method", "random", "--data",
                     small_corpus / "spk", "--runs-dir", runs)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import CLI
+from tests.conftest import CLI, short_epochs
 from tests.fake_autoscaler import FakeAutoscalingCluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -39,7 +39,7 @@ def _tune(env: dict, corpus, out, space, *sets: str, timeout: float) -> subproce
     """``dist-spk tune spk`` as a user would run it against the cluster in ``env`` (RAY_ADDRESS)."""
     args = ["tune", "spk", "--preset", "local", "--data", str(corpus / "spk"), "--out", str(out), "--space",
             str(space), "--num-samples", "1", "--scheduler", "fifo", "--set", "trainer.epochs=2", "--set",
-            "data.batch_size=64"]
+            "data.batch_size=64", *short_epochs("spk")]
     for value in sets:
         args += ["--set", value]
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)

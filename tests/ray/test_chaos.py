@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, run_cli
+from tests.conftest import CLI, run_cli, short_epochs
 from tests.wandb_records import history as wandb_history
 from tests.wandb_records import trial_runs
 
@@ -47,7 +47,7 @@ def test_unreachable_wandb_with_a_key_finishes_offline_fast_and_no_secret_is_wri
            "WANDB_BASE_URL": f"http://127.0.0.1:{closed_port()}"}
     env.pop("WANDB_MODE", None)
     command = [*CLI, "tune", "spk", "--data", str(small_corpus / "spk"), "--out", str(exp), "--num-samples", "1",
-               "--scheduler", "fifo", "--set", "trainer.epochs=2", "--set", "data.batch_size=64"]
+               "--scheduler", "fifo", "--set", "trainer.epochs=2", "--set", "data.batch_size=64", *short_epochs("spk")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output, _ = process.communicate(timeout=900)
     exited = time.time()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import short_epochs
 from tests.local_cluster import LocalCluster
 from tests.wandb_records import trial_runs
 
@@ -24,7 +25,7 @@ def test_tune_speaker_job_runs_on_a_two_node_cluster(small_corpus, tmp_path):
         job = cluster.submit(
             ["python", "ray_jobs/tune_speaker.py", "--preset", "local", "--data", str(small_corpus / "spk"),
              "--out", str(exp), "--space", str(space), "--num-samples", "1", "--scheduler", "fifo",
-             "--set", "trainer.epochs=2", "--set", "data.batch_size=64"],
+             "--set", "trainer.epochs=2", "--set", "data.batch_size=64", *short_epochs("spk")],
             runtime_env="ray_jobs/runtime_env.yaml", cwd=REPO)
         output = job.stdout + job.stderr
         assert job.returncode == 0, output[-6000:]

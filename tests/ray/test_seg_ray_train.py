@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import SEG_TEST_EPOCH, run_cli
+from tests.conftest import run_cli, short_epochs
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def test_two_ray_workers_train_report_and_checkpoint(small_corpus, tmp_path):
     out = tmp_path / "run"
     result = run_cli("train", "seg", "--data", small_corpus / "diar", "--out", out, "--workers", "2",
-                     "--set", "trainer.epochs=2", "--set", SEG_TEST_EPOCH, timeout=900)
+                     "--set", "trainer.epochs=2", *short_epochs("seg"), timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [0, 1]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CLI
+from tests.conftest import CLI, short_epochs
 from tests.wandb_records import config as wandb_config
 from tests.wandb_records import history as wandb_history
 from tests.wandb_records import kinds as wandb_kinds
@@ -31,7 +31,7 @@ parameters:
 
 def tune_command(corpus: Path, exp: Path, space: Path, *extra: str) -> list[str]:
     return [*CLI, "tune", "spk", "--data", str(corpus / "spk"), "--out", str(exp), "--space", str(space),
-            "--set", "data.batch_size=64", *extra]
+            "--set", "data.batch_size=64", *short_epochs("spk"), *extra]
 
 
 def run(command: list[str], timeout: int = 1200) -> subprocess.CompletedProcess:

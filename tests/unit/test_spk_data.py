@@ -71,6 +71,22 @@ def test_noise_and_reverb_change_the_audio(voxceleb):
         WaveAugment(SpkDataConfig(noise_dir=str(voxceleb / "missing"), noise_probability=0.5))
 
 
+def test_without_a_noise_folder_generated_noise_is_mixed_at_5_to_20_db():
+    augment = WaveAugment(SpkDataConfig(noise_probability=1.0))  # the local preset's default: no folder needed
+    audio = np.sin(np.linspace(0, 400, 16000)).astype(np.float32)
+    for seed in range(5):
+        noise = augment(audio.copy(), np.random.default_rng(seed)) - audio
+        snr_db = 10 * np.log10(np.mean(audio**2) / np.mean(noise**2))
+        assert 5 - 1e-3 <= snr_db <= 20 + 1e-3
+
+
+def test_crops_per_epoch_sets_the_balanced_sampler_draws():
+    labels = [0] * 10 + [1] * 2
+    sampler = BalancedSampler(labels, seed=0, size=500)
+    drawn = list(sampler)
+    assert len(sampler) == len(drawn) == 500 and abs(sum(labels[i] for i in drawn) / 500 - 0.5) < 0.1
+
+
 def test_eval_batches_are_padded_with_lengths(voxceleb):
     manifest = load_speakers(voxceleb)
     dataset = EvalUtterances(manifest.utterances)

@@ -57,10 +57,16 @@ def seg_cluster() -> SegConfig:
 
 
 def spk_local() -> SpkConfig:
-    """A ~0.3 M-parameter Conformer on 1.5 s crops: minutes on 2 CPU cores."""
+    """A ~0.3 M-parameter Conformer on 1.5 s crops, 640 per epoch, noise and reverb: minutes on 2 CPU cores."""
     config = SpkConfig()
     config.data.crop_seconds = 1.5
     config.data.batch_size = 32
+    # 20 steps of 32 per epoch, whatever the dataset's size (the demo's 192 utterances would give 6)
+    config.data.crops_per_epoch = 640
+    # users' recordings are noisy: generated noise at 5-20 dB (or data.noise_dir's) and generated reverb.
+    # Measured on unseen noisy voices (bench/heldout.py's corpus), same 12 x 640 crops: EER 0.068 with, 0.139 without
+    config.data.noise_probability = 0.5
+    config.data.reverb_probability = 0.3
     config.data.loader_workers = 0
     config.data.min_segment_seconds = 1.0
     config.frontend.n_mels = 40
@@ -71,7 +77,7 @@ def spk_local() -> SpkConfig:
     config.model.ffn_dim = 128
     config.head.margin_warmup_epochs = 2
     config.optim.lr = 3e-3
-    config.trainer = _cpu_trainer(epochs=20)
+    config.trainer = _cpu_trainer(epochs=12)
     config.search = _local_search()
     config.search.grace_period = config.head.margin_warmup_epochs + 1  # ASHA ranks trials once the margin is in place
     return config

@@ -273,7 +273,10 @@ class SpkDataConfig:
     batch_size: int = 128
     loader_workers: int = 4
     balanced_sampling: bool = True  # every batch draws speakers uniformly
-    noise_dir: str = ""
+    # random crops drawn per epoch; 0 = one per utterance (and speed). A small dataset (the demo's 192
+    # utterances: 6 steps of 32) would otherwise validate after every handful of steps
+    crops_per_epoch: int = 0
+    noise_dir: str = ""  # noise recordings (e.g. MUSAN); "" with noise_probability > 0 = generated coloured noise
     noise_probability: float = 0.0
     rir_dir: str = ""  # "" with reverb_probability > 0 = generated room impulse responses
     reverb_probability: float = 0.0
@@ -281,13 +284,11 @@ class SpkDataConfig:
 
     def problems(self) -> Problems:
         yield from _positive(self, "crop_seconds", "batch_size", "min_segment_seconds")
-        yield from _non_negative(self, "loader_workers")
+        yield from _non_negative(self, "loader_workers", "crops_per_epoch")
         yield from _probability(self, "noise_probability", "reverb_probability", "heldout_fraction")
         for speed in self.speed_perturb:
             if not 0.5 <= speed <= 2.0:
                 yield "speed_perturb", f"speeds must lie in [0.5, 2.0], got {speed}"
-        if self.noise_probability > 0 and not self.noise_dir:
-            yield "noise_dir", "is required when noise_probability > 0"
 
 
 @dataclass

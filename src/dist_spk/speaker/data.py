@@ -20,6 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from dist_spk.config.tasks import SpkDataConfig
 from dist_spk.data.audio import AUDIO_EXTENSIONS
 from dist_spk.data.speakers import Utterance
+from dist_spk.data.synth import colored_noise
 from dist_spk.errors import ConfigError
 
 SAMPLE_RATE = 16000
@@ -72,12 +73,13 @@ def audio_files(folder: str, key: str) -> list[Path]:
 
 
 class WaveAugment:
-    """Additive noise from a folder and reverberation (given or generated RIRs), each with its probability."""
+    """Additive noise (recordings from a folder, or generated white, pink or brown noise) at 5-20 dB SNR and
+    reverberation (given or generated RIRs), each with its probability."""
 
     def __init__(self, config: SpkDataConfig):
         self.noise_p = config.noise_probability
         self.reverb_p = config.reverb_probability
-        self.noises = audio_files(config.noise_dir, "data.noise_dir") if config.noise_probability > 0 else []
+        self.noises = audio_files(config.noise_dir, "data.noise_dir") if config.noise_dir and self.noise_p > 0 else []
         self.rirs = audio_files(config.rir_dir, "data.rir_dir") if config.rir_dir and self.reverb_p > 0 else []
 
     @property
@@ -91,9 +93,11 @@ class WaveAugment:
             wet = torchaudio.functional.fftconvolve(torch.from_numpy(audio), torch.from_numpy(rir)).numpy()
             audio = wet[: len(audio)] * (np.std(audio) / (np.std(wet[: len(audio)]) + 1e-8))
         if rng.random() < self.noise_p:
-            noise = fit_length(read_audio(self.noises[rng.integers(len(self.noises))]), len(audio))
-            offset = rng.integers(len(noise))
-            noise = np.roll(noise, -offset)
+            if self.noises:
+                noise = fit_length(read_audio(self.noises[rng.integers(len(self.noises))]), len(audio))
+                noise = np.roll(noise, -rng.integers(len(noise)))
+            else:
+                noise = colored_noise(len(audio), rng, color=str(rng.choice(["white", "pink", "brown"])))
             snr = rng.uniform(5, 20)
             gain = np.sqrt(np.mean(audio**2) / (np.mean(noise**2) + 1e-10) / 10 ** (snr / 10))
             audio = audio + gain * noise
@@ -150,14 +154,15 @@ class TrainCrops(Dataset):
 
 
 class BalancedSampler(Sampler[int]):
-    """Each draw picks a class uniformly, then one of its items uniformly; ``len(labels)`` draws per epoch."""
+    """Each draw picks a class uniformly, then one of its items uniformly; ``size`` draws per epoch (default
+    ``len(labels)``)."""
 
-    def __init__(self, labels: list[int], *, seed: int = 0):
+    def __init__(self, labels: list[int], *, seed: int = 0, size: int = 0):
         self.by_class: dict[int, list[int]] = {}
         for item, label in enumerate(labels):
             self.by_class.setdefault(label, []).append(item)
         self.classes = sorted(self.by_class)
-        self.size = len(labels)
+        self.size = size or len(labels)
         self.seed = seed
         self.epoch = 0
 

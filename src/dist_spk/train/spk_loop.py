@@ -16,7 +16,7 @@ from dist_spk.train.startup import stamp
 def train_speaker(payload: dict[str, Any], session) -> None:
     """Train the speaker encoder as ``payload["config"]`` says; report every epoch through ``session``."""
     import lightning
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, RandomSampler
 
     from dist_spk.data.trials import parse_trials
     from dist_spk.optim import attach_optimizers
@@ -36,7 +36,11 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     speakers = sorted({u.speaker for u in train})
 
     crops = TrainCrops(train, speakers, config.data, seed=config.trainer.seed + session.world_rank)
-    sampler = BalancedSampler(crops.labels(), seed=config.trainer.seed) if config.data.balanced_sampling else None
+    size = config.data.crops_per_epoch
+    if config.data.balanced_sampling:
+        sampler = BalancedSampler(crops.labels(), seed=config.trainer.seed, size=size)
+    else:  # with crops_per_epoch, draws with replacement; else one shuffled pass
+        sampler = RandomSampler(crops, replacement=True, num_samples=size) if size else None
     workers = config.data.loader_workers
     train_loader = DataLoader(crops, batch_size=config.data.batch_size, sampler=sampler, shuffle=sampler is None,
                               num_workers=workers, drop_last=True, persistent_workers=workers > 0)
