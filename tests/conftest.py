@@ -51,7 +51,7 @@ def make_seed_dataset(root: Path, *, files: dict[str, list[str]] | None = None, 
     return root
 
 
-# The local presets draw fixed-size epochs (seg: 800 chunks; spk: 640 noisy, reverberant crops) so that the demo's
+# The local presets draw fixed-size epochs (seg: 640 chunks; spk: 640 noisy, reverberant crops) so that the demo's
 # models learn in minutes. Tests keep one clean pass over their small corpus per epoch: epochs 4-6x shorter.
 TEST_EPOCHS = {"seg": ("data.chunks_per_epoch=0",),
                "spk": ("data.crops_per_epoch=0", "data.noise_probability=0", "data.reverb_probability=0")}

@@ -66,11 +66,13 @@ def test_corpus_passes_the_checks_and_holds_out_trial_speakers(tiny_corpus):
     trial_speakers = {speakers[t.enroll] for t in result.trials} | {speakers[t.test] for t in result.trials}
     meta = json.loads((tiny_corpus / "corpus.json").read_text())
     assert len(trial_speakers) == 4 and len(manifest.speakers()) == len(meta["voices"]) == 10
-    # diarization train/dev use training speakers only; test uses held-out ones only
+    # diarization train uses training speakers only; dev and test use disjoint halves of the held-out ones
     layout = SeedLayout(tiny_corpus / "diar")
-    for split in ("train", "dev", "test"):
-        labels = {t.speaker for f in layout.files(split) for t in parse_rttm(f.rttm)[0]}
-        assert (labels <= trial_speakers) == (split == "test") and (not labels & trial_speakers) == (split != "test")
+    labels = {split: {t.speaker for f in layout.files(split) for t in parse_rttm(f.rttm)[0]}
+              for split in ("train", "dev", "test")}
+    assert labels["train"] and not labels["train"] & trial_speakers
+    assert labels["dev"] <= trial_speakers and labels["test"] <= trial_speakers
+    assert labels["dev"] and labels["test"] and not labels["dev"] & labels["test"]
     assert sorted(p.name for p in (tiny_corpus / "noise").iterdir()) == [
         "babble.wav", "brown.wav", "hum.wav", "pink.wav", "white.wav"]
 

@@ -10,8 +10,9 @@ speakers are available. Output, all 16 kHz mono 16-bit WAV::
     OUT/noise/   background noises (white, pink, brown, hum, babble) for augmentation
     OUT/corpus.json  seed, size, voices and counts
 
-Diarization test conversations use only held-out speakers, so the full pipeline is evaluated on
-voices the speaker encoder never saw. Times are on a 1 ms grid so RTTM/UEM text (3 decimals) is exact.
+Diarization dev and test conversations use only held-out speakers (disjoint halves of them), so the
+full pipeline is tuned and evaluated on voices the speaker encoder never saw. Times are on a 1 ms
+grid so RTTM/UEM text (3 decimals) is exact.
 """
 
 from __future__ import annotations
@@ -262,10 +263,15 @@ def _write_diarization(out: Path, size: CorpusSize, speakers: list[_Speaker], tr
                        style: CorpusStyle) -> float:
     """The seed-layout half of the corpus; returns its duration in hours."""
     plans: dict[str, list[tuple[int, str]]] = {}
+    # dev and test speak with held-out voices (the speaker encoder never trains on them), each half of them: the
+    # pipeline is tuned on dev, so dev must be unseen like test or its clustering threshold would not carry over
+    half = len(heldout_ids) // 2
+    pools = {"train": train_ids, "dev": heldout_ids[:half], "test": heldout_ids[half:]}
     for split in SPLITS:
-        pool = heldout_ids if split == "test" else train_ids
+        pool = pools[split]
         for index in range(size.conversations[split]):
-            members = [int(m) for m in rng.choice(pool, size=int(rng.integers(2, 5)), replace=False)]
+            count = min(int(rng.integers(2, 5)), len(pool))
+            members = [int(m) for m in rng.choice(pool, size=count, replace=False)]
             plans[f"{split}_{index + 1:03d}"] = _conversation_plan(rng, members, texts,
                                                                    rng.uniform(*size.conversation_seconds))
     _prefetch(speakers, [item for plan in plans.values() for item in plan], "synthesising conversations")
