@@ -39,23 +39,21 @@ def log_mel_statistics_eer(data: Path) -> float:
 
     from dist_spk.data.speakers import load_speakers
     from dist_spk.data.trials import parse_trials
-    from dist_spk.speaker.metrics import cosine_scores, eer
+    from dist_spk.speaker.module import verification_metrics
 
     manifest = load_speakers(data)
     trials, _ = parse_trials(data / "trials.txt")
     keys = manifest.by_key()
-    needed = sorted({t.enroll for t in trials} | {t.test for t in trials})
+    needed = [keys[key] for key in sorted({t.enroll for t in trials} | {t.test for t in trials})]
     stats = []
-    for key in needed:
-        audio, rate = soundfile.read(keys[key].path, dtype="float32")  # the corpus: whole 16 kHz files
+    for utterance in needed:
+        audio, rate = soundfile.read(utterance.path, dtype="float32")  # the corpus: whole 16 kHz files
         waveform = torch.from_numpy(audio).unsqueeze(0)
         fbank = torchaudio.compliance.kaldi.fbank(waveform * 32768, num_mel_bins=40, sample_frequency=rate)
         stats.append(torch.cat([fbank.mean(0), fbank.std(0)]).numpy())
     features = np.stack(stats)
     features = (features - features.mean(0)) / (features.std(0) + 1e-8)  # standardised over the trial utterances
-    position = {key: i for i, key in enumerate(needed)}
-    scores = cosine_scores(features[[position[t.enroll] for t in trials]], features[[position[t.test] for t in trials]])
-    return float(eer(scores, np.array([t.target for t in trials]))[0])
+    return float(verification_metrics(features, needed, trials)["eer"])  # the encoder's own cosine scoring
 
 
 def _der(report: dict, name: str) -> float:

@@ -51,14 +51,17 @@ def _clean(value: float) -> float | None:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _append_row(path: Path, row: dict) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+
+
 def append_metrics(run_dir: Path, metrics: dict) -> None:
-    with (Path(run_dir) / METRICS_FILE).open("a") as handle:
-        handle.write(json.dumps({k: _clean(v) for k, v in metrics.items()}, sort_keys=False) + "\n")
+    _append_row(Path(run_dir) / METRICS_FILE, metrics)
 
 
 def append_step(run_dir: Path, row: dict) -> None:
-    with (Path(run_dir) / STEPS_FILE).open("a") as handle:
-        handle.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+    _append_row(Path(run_dir) / STEPS_FILE, row)
 
 
 class JsonlTail:
