@@ -420,7 +420,7 @@ def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num
     rows, best = tune_task(task, resolved, params, exp_dir=out, resume=resume)
     stopped = sum(r["status"] == "stopped early" for r in rows)
     typer.echo(f"{len(rows)} trials ({stopped} stopped early); {out / 'summary.csv'}; best: {best or 'none'}; "
-               f"plots: dist-spk report {out}")
+               f"plots: {out / 'plots'}; Optuna study: optuna-dashboard {out / 'optuna.journal'}")
     if best is None:
         raise typer.Exit(1)
 
@@ -489,12 +489,13 @@ def tune_export_sweep(
 
 @app.command("report")
 def report(exp: Annotated[Path, typer.Argument(help="An experiment directory written by 'dist-spk tune'.")]) -> None:
-    """Draw an experiment's plots into EXP/plots: optimisation history, learning curves, parallel coordinates,
-    parameter importance."""
+    """Draw an experiment's plots into EXP/plots (optimisation history, learning curves, parallel coordinates,
+    parameter importance, contour; with optuna.visualization) and write it as an Optuna study, EXP/optuna.journal."""
     from dist_spk.tune.plots import draw_report
 
     for path in draw_report(exp):
         typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {exp / 'optuna.journal'}; open it with: optuna-dashboard {exp / 'optuna.journal'}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -676,11 +677,11 @@ def demo(
 
 
 def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
-    """A local ASHA search of the task's shipped space with the local preset, then its plots."""
+    """A local ASHA search of the task's shipped space with the local preset, and its plots."""
     import shutil
 
     from dist_spk.config import load_config
-    from dist_spk.tune.plots import draw_report
+    from dist_spk.tune.plots import PLOTS
     from dist_spk.tune.runner import tune_task
     from dist_spk.tune.space import default_space_path, load_space
 
@@ -691,8 +692,7 @@ def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
         typer.echo(f"[demo] searching {task} hyper-parameters (local preset: ASHA over 6 trials, Ray on this machine)")
         config = load_config(task, overrides=[f"data.root={data.resolve()}", *overrides])
         tune_task(task, config, load_space(default_space_path(task), task), exp_dir=exp)
-    for path in draw_report(exp):
-        typer.echo(f"[demo] plot: {path}")
+    typer.echo(f"[demo] plots in {exp / 'plots'}: {', '.join(f'{name}.png' for name in PLOTS)}")
 
 
 @app.command("doctor")

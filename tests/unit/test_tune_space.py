@@ -86,6 +86,10 @@ def _fake_experiment(tmp_path):
         (run / "checkpoints" / "best.ckpt").write_text(trial)
         (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "eer": v}) + "\n"
                                                    for e, v in enumerate(values)))
+    # what run_search writes; t2's lr (PBT-perturbed, say) lies outside the space's bounds
+    (exp / "space.yaml").write_text(yaml.safe_dump({"parameters": {
+        "optim.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 5e-3},
+        "optim.name": {"values": ["adam", "nadam"]}, "trainer.epochs": {"value": 3}}}))
     trials = [("t1", {"optim.lr": 0.001, "optim.name": "adam"}, False),
               ("t2", {"optim.lr": 0.01, "optim.name": "nadam"}, False),
               ("t3", {"optim.lr": 0.003, "optim.name": "adam"}, False)]
@@ -112,11 +116,35 @@ def test_report_draws_every_plot(tmp_path):
     exp, _, _ = _fake_experiment(tmp_path)
     paths = draw_report(exp)
     assert [p.name for p in paths] == ["optimization_history.png", "learning_curves.png",
-                                       "parallel_coordinates.png", "param_importance.png"]
+                                       "parallel_coordinates.png", "param_importance.png", "contour.png"]
     for path in paths:
         assert Image.open(path).size[0] > 300
     with pytest.raises(DistSpkError, match="no summary.csv"):
         draw_report(tmp_path / "nothing")
+
+
+def test_search_is_an_optuna_study_on_disk(tmp_path):
+    """EXP/optuna.journal, read back by Optuna's own journal storage: one trial per Tune trial in start order,
+    its best objective as value, every epoch as an intermediate value, the sampled params typed again."""
+    import optuna
+
+    from dist_spk.tune.plots import draw_report
+
+    exp, _, _ = _fake_experiment(tmp_path)
+    draw_report(exp)
+    draw_report(exp)  # written whole again, not appended to
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(exp / "optuna.journal")))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    assert study.study_name == "exp" and study.user_attrs["objective"] == "eer"
+    assert [t.user_attrs["trial_id"] for t in study.trials] == ["t1", "t2", "t3"]
+    assert [t.value for t in study.trials] == [0.3, 0.6, 0.35]
+    assert [t.user_attrs["status"] for t in study.trials] == ["completed", "stopped early", "completed"]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert study.trials[2].intermediate_values == {0: 0.45, 1: 0.35, 2: 0.38}
+    assert study.best_trial.params == {"optim.lr": 0.001, "optim.name": "adam"}
+    lr = study.trials[1].distributions["optim.lr"]
+    assert lr.log and lr.low == 1e-4 and lr.high == 0.01  # widened to hold the value the trial used
 
 
 def test_pbt_mutates_only_what_a_running_trial_can_change():

@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dist_spk.errors import DistSpkError
 from dist_spk.train.run_dir import best_checkpoint, read_metrics
 
 STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERROR = "completed", "stopped early", "error"
+FIXED_COLUMNS = ("trial_id", "status", "epochs", "best_epoch")
 
 
 def trial_rows(exp_dir: Path, *, objective: str, epochs: int, trials: list[tuple[str, dict, bool]]) -> list[dict]:
@@ -43,6 +45,21 @@ def write_summary(exp_dir: Path, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def read_summary(exp_dir: Path) -> tuple[list[dict], str, list[str]]:
+    """(rows, objective, parameter names) of ``EXP/summary.csv`` (every cell as text)."""
+    path = Path(exp_dir) / "summary.csv"
+    if not path.is_file():
+        raise DistSpkError(f"{exp_dir}: no summary.csv; is it a finished 'dist-spk tune' experiment?")
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = list(rows[0]) if rows else []
+    objective = next((c[len("best_"):] for c in columns if c.startswith("best_") and c != "best_epoch"), None)
+    if objective is None:
+        raise DistSpkError(f"{path}: no best_<metric> column")
+    params = [c for c in columns if c not in FIXED_COLUMNS and c != f"best_{objective}"]
+    return rows, objective, params
 
 
 def export_best(exp_dir: Path, rows: list[dict], *, objective: str) -> Path | None:

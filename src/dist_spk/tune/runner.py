@@ -9,6 +9,7 @@ Experiment directory ``EXP``::
     EXP/cache/ or EXP/data/           what every trial shares (pyannote's metadata cache, speaker manifests)
     EXP/wandb/                        W&B: experiment.json (the group), offline runs when no key is found
     EXP/summary.csv, EXP/best/        written when the search ends (see :mod:`dist_spk.tune.results`)
+    EXP/plots/, EXP/optuna.journal    the search's plots and the search as an Optuna study (:mod:`dist_spk.tune.study`)
 """
 
 from __future__ import annotations
@@ -242,7 +243,9 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
 
 def tune_task(task: str, config, params: list[Param], *, exp_dir: Path, resume: bool = False
               ) -> tuple[list[dict], Path | None]:
-    """Run the search, then write ``summary.csv`` and ``best/`` and print the table; return (rows, best dir)."""
+    """Run the search, then write ``summary.csv``, ``best/``, the plots and the Optuna study, and print the table;
+    return (rows, best dir)."""
+    from dist_spk.tune.plots import draw_report
     from dist_spk.tune.results import export_best, print_table, trial_rows, write_summary
     from dist_spk.tune.wandb_logging import log_experiment
 
@@ -255,6 +258,7 @@ def tune_task(task: str, config, params: list[Param], *, exp_dir: Path, resume: 
     write_summary(exp_dir, rows)
     print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
     best = export_best(exp_dir, rows, objective=objective)
+    draw_report(exp_dir)  # before the experiment's W&B run, which uploads the plots
     log_experiment(exp_dir, project=config.search.wandb_project, objective=objective,
                    upload_best=config.search.wandb_upload_best)
     return rows, best
