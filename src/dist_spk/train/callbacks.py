@@ -18,6 +18,7 @@ from dist_spk.train.run_dir import (
     last_checkpoint,
     read_metrics,
 )
+from dist_spk.train.worker_metrics import WorkerMonitor
 
 
 class EpochReport(lightning.Callback):
@@ -101,12 +102,18 @@ class EpochReport(lightning.Callback):
 class StepLog(lightning.Callback):
     """Every ``every`` optimizer steps, rank 0 appends ``step``, ``epoch`` (epochs elapsed, fractional),
     ``train_step/loss`` (its own batch's loss, not averaged over ranks: no collective in the hot loop) and
-    ``train_step/lr`` to ``RUN/steps.jsonl``; the W&B side streams the file (:mod:`dist_spk.tune.wandb_logging`).
+    ``train_step/lr`` to ``RUN/steps.jsonl``, with the worker's own system metrics
+    (:mod:`dist_spk.train.worker_metrics`); the W&B side streams the file (:mod:`dist_spk.tune.wandb_logging`).
     """
 
     def __init__(self, session, run_dir: Path, *, every: int):
         self.session, self.run_dir, self.every = session, Path(run_dir), every
         self._logged = -1
+        self.monitor: WorkerMonitor | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.session.world_rank == 0:
+            self.monitor = WorkerMonitor(trainer.strategy.root_device)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step  # optimizer steps taken, this batch's included
@@ -118,7 +125,8 @@ class StepLog(lightning.Callback):
         self._logged = step
         elapsed = trainer.current_epoch + (batch_idx + 1) / max(trainer.num_training_batches, 1)
         append_step(self.run_dir, {"step": step, "epoch": round(elapsed, 4), "train_step/loss": float(loss),
-                                   "train_step/lr": float(trainer.optimizers[0].param_groups[0]["lr"])})
+                                   "train_step/lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
+                                   **(self.monitor.sample() if self.monitor else {})})
 
 
 class ApplyOptimSettings(lightning.Callback):
