@@ -487,6 +487,19 @@ def tune_export_sweep(
         typer.echo(f"wrote {out}; run it with: wandb sweep {out}  then  wandb agent <entity/project/sweep id>")
 
 
+@tune_app.command("sync")
+def tune_sync(
+    exp: Annotated[Path, typer.Argument(help="An experiment directory written by 'dist-spk tune' (offline W&B).")],
+    project: Annotated[str | None, typer.Option(help="W&B project (default: the search's search.wandb_project).")]
+    = None,
+) -> None:
+    """Upload a search that logged to W&B offline as a W&B sweep: one run per trial joining the sweep, the
+    experiment's run and its workspace. Use it instead of 'wandb sync' for the experiment's runs."""
+    from dist_spk.tune.wandb_sync import sync_experiment
+
+    sync_experiment(exp, project=project)
+
+
 @app.command("report")
 def report(exp: Annotated[Path, typer.Argument(help="An experiment directory written by 'dist-spk tune'.")]) -> None:
     """Draw an experiment's plots into EXP/plots (optimisation history, learning curves, parallel coordinates,

@@ -11,7 +11,7 @@ from typing import Any
 from dist_spk.config import save_config, to_dict
 from dist_spk.cuda import require_cuda
 from dist_spk.data.problems import format_problems
-from dist_spk.errors import DataError
+from dist_spk.errors import DataError, DistSpkError
 from dist_spk.train.checkpoints import check_checkpoint
 from dist_spk.train.launch import check_ray_run, run_local, run_ray_train
 from dist_spk.train.run_dir import prepare_run_dir, read_metrics
@@ -119,6 +119,15 @@ def prepare_speaker(config, run_dir: Path) -> dict[str, Any]:
 CHECKS = {"seg": check_segmentation_data, "spk": check_speaker_data}
 PREPARES = {"seg": prepare_segmentation, "spk": prepare_speaker}
 OBJECTIVES = {"seg": "DiarizationErrorRate", "spk": "eer"}
+
+
+def task_ranked_by(objective: str, *, source: str) -> str:
+    """The task whose searches rank trials by ``objective`` (how a finished experiment names its task)."""
+    for task, metric in OBJECTIVES.items():
+        if metric == objective:
+            return task
+    raise DistSpkError(f"{source}: ranks trials by {objective!r}, which is no task's objective "
+                       f"({', '.join(OBJECTIVES.values())})")
 
 
 def summarize(run_dir: Path, objective: str, seconds: float) -> dict[str, Any]:

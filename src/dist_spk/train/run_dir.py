@@ -39,9 +39,9 @@ def best_checkpoint(run_dir: Path) -> Path:
     return checkpoints_dir(run_dir) / "best.ckpt"
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    """Every epoch's metrics, in order (an empty list for a new run)."""
-    path = Path(run_dir) / METRICS_FILE
+def read_metrics(run_dir: Path, *, name: str = METRICS_FILE) -> list[dict]:
+    """Every epoch's metrics (or, ``name=STEPS_FILE``, every step row), in order (an empty list for a new run)."""
+    path = Path(run_dir) / name
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -236,8 +236,9 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
         wandb_logger.close()  # every trial's run file complete (W&B's exit record) before tune returns
     del tuner
     if offline:
-        print(f"[tune] W&B runs were written offline to {exp_dir / 'wandb'}; upload them with: "
-              f"wandb sync {exp_dir / 'wandb'}/offline-run-*", flush=True)
+        print(f"[tune] W&B runs were written offline to {exp_dir / 'wandb'}; upload them as a W&B sweep with: "
+              f"dist-spk tune sync {exp_dir}  (or as plain runs: wandb sync {exp_dir / 'wandb'}/offline-run-*)",
+              flush=True)
     return results
 
 

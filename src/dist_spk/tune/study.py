@@ -85,7 +85,7 @@ def build_study(exp_dir: Path, *, storage=None):
     from optuna.trial import TrialState, create_trial
 
     from dist_spk.config import read_config_file
-    from dist_spk.train.run import OBJECTIVES
+    from dist_spk.train.run import task_ranked_by
     from dist_spk.tune.results import read_summary
     from dist_spk.tune.space import parse_space
 
@@ -94,9 +94,7 @@ def build_study(exp_dir: Path, *, storage=None):
     space_file = exp_dir / "space.yaml"
     if not space_file.is_file():
         raise DistSpkError(f"{exp_dir}: no space.yaml; is it a 'dist-spk tune' experiment?")
-    task = next((t for t, metric in OBJECTIVES.items() if metric == objective), None)
-    if task is None:
-        raise DistSpkError(f"{exp_dir / 'summary.csv'}: ranks by {objective!r}, no task's objective")
+    task = task_ranked_by(objective, source=str(exp_dir / "summary.csv"))
     params = [p for p in parse_space(read_config_file(space_file), task, source=str(space_file))
               if p.kind != "constant" and p.key in columns]
     typed = {p.key: [_typed(p, row[p.key]) for row in rows] for p in params}

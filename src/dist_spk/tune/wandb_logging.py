@@ -339,9 +339,34 @@ def log_experiment(exp_dir: Path, *, project: str, objective: str, upload_best: 
             else:
                 artifact.add_dir(str(best))
             run.log_artifact(artifact)
+        entity = run.entity
     finally:
         run.finish()
+    if not offline:
+        _save_workspace(exp_dir, entity=entity, project=project, group=group, objective=objective,
+                        history=metrics["history"])
     return Path(run.dir).parent
+
+
+def _save_workspace(exp_dir: Path, *, entity: str, project: str, group: str, objective: str,
+                    history: list[dict]) -> None:
+    """The experiment's W&B workspace (:mod:`dist_spk.tune.wandb_workspace`), its URL printed and kept in
+    ``EXP/wandb/experiment.json``. A dashboard that cannot be saved never fails a finished search."""
+    from wandb.errors import Error as WandbError
+
+    from dist_spk.tune.results import read_summary
+    from dist_spk.tune.wandb_workspace import per_epoch_metrics, save_workspace
+
+    _, _, params = read_summary(exp_dir)
+    try:
+        url = save_workspace(entity=entity, project=project, group=group, objective=objective, params=params,
+                             metrics=per_epoch_metrics(history, objective))
+    except (WandbError, OSError, ValueError) as err:
+        print(f"[tune] the experiment's W&B workspace was not saved ({type(err).__name__}: {err})", flush=True)
+        return
+    record = Path(exp_dir) / "wandb" / "experiment.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "workspace": url}, indent=1) + "\n")
+    print(f"[tune] W&B workspace of this experiment: {url}", flush=True)
 
 
 def register_sweep(exp_dir: Path, sweep: dict[str, Any], *, project: str) -> str:
