@@ -87,4 +87,7 @@ def kinds(path: Path) -> list[str]:
 def trial_runs(exp: Path) -> list[Path]:
     """The run files of a search's trials (not its experiment-level run)."""
     files = sorted(Path(exp, "wandb").glob("offline-run-*/run-*.wandb"))
-    return [path for path in files if run_info(path).job_type == "trial"]
+    runs = [path for path in files if run_info(path).job_type == "trial"]
+    for path in runs:  # each one complete: it parses to the end and holds W&B's exit record
+        assert "exit" in kinds(path), f"{path} has no exit record"
+    return runs

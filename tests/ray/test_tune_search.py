@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dist_spk.tune.plots import PLOTS
+from dist_spk.tune.study import load_study
 from tests.conftest import CLI, short_epochs
 from tests.wandb_records import config as wandb_config
 from tests.wandb_records import history as wandb_history
@@ -122,6 +124,13 @@ def test_optuna_search_one_trial_at_a_time(small_corpus, tmp_path, space):
     spans.sort()
     assert len(spans) == 2
     assert all(later[0] > earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
+    # every W&B run file complete (W&B's exit record), the search an Optuna study with its plots
+    files = list((exp / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 3 and all("exit" in wandb_kinds(path) for path in files)
+    study = load_study(exp)
+    assert sorted(t.user_attrs["trial_id"] for t in study.trials) == sorted(histories)
+    assert {len(t.intermediate_values) for t in study.trials} == {2}
+    assert sorted(p.name for p in (exp / "plots").glob("*.png")) == sorted(f"{name}.png" for name in PLOTS)
 
 
 def _kill_group(process: subprocess.Popen) -> None:
