@@ -99,7 +99,7 @@ class CorpusSize:
 
 SIZES: dict[str, CorpusSize] = {
     "tiny": CorpusSize({"train": 3, "dev": 1, "test": 1}, (12.0, 16.0), 6, 4, 3, noise_seconds=4.0),
-    "small": CorpusSize({"train": 12, "dev": 3, "test": 3}, (25.0, 40.0), 24, 10, 8),
+    "small": CorpusSize({"train": 20, "dev": 5, "test": 5}, (25.0, 40.0), 48, 10, 6),
     "medium": CorpusSize({"train": 48, "dev": 10, "test": 10}, (40.0, 80.0), 80, 24, 12),
 }
 
