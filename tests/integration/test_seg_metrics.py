@@ -81,9 +81,9 @@ def test_pipeline_der_and_components_match_pyannote_metrics_on_hard_decisions():
     assert 0 < der < 1
 
 
-def test_metric_names_are_the_seed_names_plus_the_marginal_der():
+def test_metric_names_are_the_seed_names_plus_the_marginal_der_and_the_baseline():
     names = {*SegmentationTask.default_metric(None), *SegmentationTask.marginal_metric(),
-             "loss/val/segmentation", "loss/val/vad", "loss/val"}
+             *SegmentationTask.baseline_metrics(), "loss/val/segmentation", "loss/val/vad", "loss/val"}
     assert names == set(SEG_METRICS)
     assert next(iter(SegmentationTask.default_metric(None))) == SEG_OBJECTIVE  # pyannote monitors the first
 
@@ -144,9 +144,12 @@ def _validate(log_probs: torch.Tensor) -> dict[str, float]:
     task._metric, task.loss_config = None, SegLossConfig(name="bce")
     task.model = FixedOutputModel(log_probs)
     task.setup_validation_metric()
-    batch = {"X": torch.zeros(2, 1, 16000), "y": torch.from_numpy(TARGET).unsqueeze(0).expand(2, -1, -1)}
+    # targets as pyannote's loader gives them: uint8
+    target = torch.from_numpy(TARGET).to(torch.uint8).unsqueeze(0).expand(2, -1, -1)
+    batch = {"X": torch.zeros(2, 1, 16000), "y": target}
     task.validation_step(batch, 0)
-    metrics = {**task.model.validation_metric.compute(), **task.model.marginal_metric.compute()}
+    metrics = {**task.model.validation_metric.compute(), **task.model.marginal_metric.compute(),
+               **{name: value for metric in task.model.baseline_metrics for name, value in metric.compute().items()}}
     return {name: float(value) for name, value in metrics.items()}
 
 
@@ -157,6 +160,11 @@ def test_a_model_good_only_on_the_unused_decoding_loses_the_search(tmp_path):
     assert marginal_only["DiarizationErrorRate/Marginal"] == pytest.approx(0.0, abs=1e-6)
     assert plain["DiarizationErrorRate"] == pytest.approx(0.125, abs=1e-6)
     assert plain["DiarizationErrorRate/Marginal"] == pytest.approx(0.125, abs=1e-6)
+    # the trivial baselines on the same chunks (40 speech frames of 60): one speaker on all 60 frames, 20 of
+    # confusion + 20 of false alarm; one speaker on the 40 speech frames, 20 of confusion
+    for metrics in (marginal_only, plain):
+        assert metrics["DiarizationErrorRate/OneSpeakerWholeChunk"] == pytest.approx(1.0, abs=1e-6)
+        assert metrics["DiarizationErrorRate/OneSpeakerOracleSpeech"] == pytest.approx(0.5, abs=1e-6)
 
     # the search ranks trials from their metrics.jsonl by the objective
     for trial_id, metrics in (("marginal_only", marginal_only), ("plain", plain)):

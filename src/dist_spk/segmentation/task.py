@@ -14,7 +14,11 @@ Logged every epoch (all chunk-level, on pyannote's fixed validation chunks of th
   best of 51 thresholds (0, 0.02, ..., 1), the 3.x-era decoding of multi-label models, and
   ``DiarizationErrorRate/Threshold`` that threshold. Reported beside the objective, never ranked on:
   a model trained on its marginals (bce, dice, Tversky) can threshold them well while its argmax,
-  which the pipeline uses, labels every frame as overlapped speech.
+  which the pipeline uses, labels every frame as overlapped speech;
+- ``DiarizationErrorRate/OneSpeakerWholeChunk`` and ``/OneSpeakerOracleSpeech``: the trivial baselines on the
+  same chunks, the pipeline's two at chunk scale: one speaker on every frame, and one speaker on every frame where
+  anyone speaks (with the reference's own speech: an oracle voice-activity detector). A trial above the first has
+  not learned; on short chunks, which mostly hold one speaker, the second is a strong bar (it knows the speech).
 
 The seed team compared the 3.x names; 4.x itself logs the argmax DER at a fixed 0.5.
 """
@@ -48,7 +52,11 @@ SEG_METRICS = (
     "DiarizationErrorRate/Miss",
     "DiarizationErrorRate/Marginal",
     "DiarizationErrorRate/Threshold",
+    "DiarizationErrorRate/OneSpeakerWholeChunk",
+    "DiarizationErrorRate/OneSpeakerOracleSpeech",
 )
+# the trivial baselines on the same chunks, named after the pipeline's (one_speaker_whole_file, ..._oracle_speech)
+SEG_BASELINES = ("DiarizationErrorRate/OneSpeakerWholeChunk", "DiarizationErrorRate/OneSpeakerOracleSpeech")
 SEG_OBJECTIVE = "DiarizationErrorRate"  # lower is better
 
 
@@ -94,11 +102,19 @@ class SegmentationTask(SpeakerDiarization):
             "DiarizationErrorRate/Threshold": OptimalDiarizationErrorRateThreshold(),
         }
 
+    @staticmethod
+    def baseline_metrics() -> dict:
+        """The trivial baselines on the same chunks (see :data:`SEG_BASELINES`), one metric each."""
+        return {name: DiarizationErrorRate() for name in SEG_BASELINES}
+
     def setup_validation_metric(self) -> None:
         super().setup_validation_metric()
-        # a module attribute, as pyannote's own validation_metric, so it follows the model's device;
+        # module attributes, as pyannote's own validation_metric, so they follow the model's device;
         # torchmetrics states are not persistent: checkpoints are unchanged
         self.model.marginal_metric = MetricCollection(self.marginal_metric()).to(self.model.device)
+        self.model.baseline_metrics = torch.nn.ModuleList(  # a module, so Lightning finds the metrics it logs
+            [MetricCollection({name: metric}) for name, metric in self.baseline_metrics().items()]
+        ).to(self.model.device)
 
     def _losses(self, batch: dict, target: torch.Tensor, waveform: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, LossInputs]:
@@ -137,8 +153,20 @@ class SegmentationTask(SpeakerDiarization):
         seg, vad, total, inputs = self._losses(batch, target, batch["X"])
         self._log("val", seg, vad, total)
         argmax = self.model.powerset.to_multilabel(inputs.log_probs)  # 0/1, what pyannote's Inference decodes
+        whole_chunk, oracle_speech = one_speaker_baselines(target)
         # metrics take (batch, speakers, frames)
-        for metric, preds in ((self.model.validation_metric, argmax), (self.model.marginal_metric, inputs.probs)):
+        for metric, preds in ((self.model.validation_metric, argmax), (self.model.marginal_metric, inputs.probs),
+                              *zip(self.model.baseline_metrics, (whole_chunk, oracle_speech), strict=True)):
             metric(preds.transpose(1, 2), target.transpose(1, 2))
             self.model.log_dict(metric, on_step=False, on_epoch=True, prog_bar=False, logger=True)
+
+
+def one_speaker_baselines(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, frames, speakers) predictions of the trivial baselines: one speaker on every frame of the chunk,
+    and one speaker on every frame where anyone speaks (the oracle speech). Float, as the decodings are."""
+    whole = torch.zeros(target.shape, device=target.device)
+    whole[..., 0] = 1.0
+    oracle = torch.zeros(target.shape, device=target.device)
+    oracle[..., 0] = target.any(dim=-1).float()
+    return whole, oracle
 

@@ -37,6 +37,22 @@ def trial_rows(exp_dir: Path, *, objective: str, epochs: int, trials: list[tuple
     return sorted(rows, key=lambda r: (r[f"best_{objective}"] is None, r[f"best_{objective}"] or 0.0))
 
 
+def against_baselines(exp_dir: Path, baselines: tuple[str, ...]) -> list[tuple[str, float, dict[str, float]]]:
+    """(trial id, best objective, {baseline: its value at that epoch}) for every scored trial of a finished search
+    that reports the ``baselines`` metrics (seg: :data:`dist_spk.segmentation.task.SEG_BASELINES`)."""
+    rows, objective, _ = read_summary(exp_dir)
+    found = []
+    for row in rows:
+        if not row[f"best_{objective}"]:
+            continue
+        history = read_metrics(Path(exp_dir) / "trials" / row["trial_id"])
+        epoch = next((h for h in history if h["epoch"] == int(float(row["best_epoch"]))), {})
+        values = {name: float(epoch[name]) for name in baselines if epoch.get(name) is not None}
+        if len(values) == len(baselines):
+            found.append((row["trial_id"], float(row[f"best_{objective}"]), values))
+    return found
+
+
 def write_summary(exp_dir: Path, rows: list[dict]) -> Path:
     path = exp_dir / "summary.csv"
     columns = list(dict.fromkeys(key for row in rows for key in row))
