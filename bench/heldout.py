@@ -24,7 +24,13 @@ from bench.common import CLI, ROOT, WORK, record
 
 
 def heldout_corpus(seed: int = 1) -> Path:
-    out = WORK / f"heldout-small-seed{seed}"
+    import hashlib
+
+    from dist_spk.data.synth import SIZES, STYLES
+
+    # a corpus made by another version of the size or style is made again, not reused
+    spec = hashlib.sha256(repr((SIZES["small"], STYLES["heldout"])).encode()).hexdigest()[:8]
+    out = WORK / f"heldout-small-seed{seed}-{spec}"
     if not (out / "corpus.json").is_file():
         subprocess.run([*CLI, "data", "synth", str(out), "--size", "small", "--style", "heldout", "--seed", str(seed)],
                        check=True)
