@@ -501,7 +501,12 @@ def tune_sync(
 
 
 @app.command("report")
-def report(exp: Annotated[Path, typer.Argument(help="An experiment directory written by 'dist-spk tune'.")]) -> None:
+def report(
+    exp: Annotated[Path, typer.Argument(help="An experiment directory written by 'dist-spk tune'.")],
+    tables: Annotated[bool, typer.Option("--tables", help="Also write the seed-style Markdown/CSV table of every "
+                                         "trial's epochs and a comparison table to EXP/report/, and print them.")]
+    = False,
+) -> None:
     """Draw an experiment's plots into EXP/plots (optimisation history, learning curves, parallel coordinates,
     parameter importance, contour; with optuna.visualization) and write it as an Optuna study, EXP/optuna.journal."""
     from dist_spk.tune.plots import draw_report
@@ -509,6 +514,11 @@ def report(exp: Annotated[Path, typer.Argument(help="An experiment directory wri
     for path in draw_report(exp):
         typer.echo(f"wrote {path}")
     typer.echo(f"wrote {exp / 'optuna.journal'}; open it with: optuna-dashboard {exp / 'optuna.journal'}")
+    if tables:
+        from dist_spk.tune.tables import write_tables
+
+        for path in write_tables(exp):
+            typer.echo(f"\n{path.read_text()}(also {path.with_suffix('.csv')})")
 
 
 # ---------------------------------------------------------------------------------------------

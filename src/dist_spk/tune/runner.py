@@ -259,7 +259,8 @@ def tune_task(task: str, config, params: list[Param], *, exp_dir: Path, resume: 
     write_summary(exp_dir, rows)
     print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
     best = export_best(exp_dir, rows, objective=objective)
-    draw_report(exp_dir)  # before the experiment's W&B run, which uploads the plots
+    if best is not None:  # a search with no scored trial has nothing to plot
+        draw_report(exp_dir)  # before the experiment's W&B run, which uploads the plots
     log_experiment(exp_dir, project=config.search.wandb_project, objective=objective,
                    upload_best=config.search.wandb_upload_best)
     return rows, best
