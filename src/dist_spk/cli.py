@@ -396,8 +396,9 @@ def train_best(
 # tune
 # ---------------------------------------------------------------------------------------------
 
-Space = Annotated[Path | None, typer.Option(help="Search-space YAML (W&B sweep or Tune syntax); default: the "
-                                            "shipped space of the task.")]
+Space = Annotated[Path | None, typer.Option(help="Search-space YAML (W&B sweep or Tune syntax, or a variants: list), "
+                                            "or a shipped space's name (seed_segmentation_variants, "
+                                            "seed_speaker_optuna); default: the shipped space of the task.")]
 
 
 def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num_samples: int | None,
@@ -406,9 +407,9 @@ def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num
     from dist_spk.config import read_config_file
     from dist_spk.train.run import OBJECTIVES
     from dist_spk.tune.runner import tune_task
-    from dist_spk.tune.space import default_space_path, grid_of, parse_space, sweep_overrides
+    from dist_spk.tune.space import grid_of, parse_space, space_path, sweep_overrides
 
-    path = space or default_space_path(task)
+    path = space_path(space, task)
     document = read_config_file(path)
     # the file's method / early_terminate first: --set and the dedicated flags override them
     overrides = [*sweep_overrides(document, objective=OBJECTIVES[task], source=str(path)), *(overrides or [])]
@@ -471,14 +472,14 @@ def tune_export_sweep(
     """Write the W&B sweep equivalent to a search space, runnable as is by `wandb sweep` + `wandb agent`."""
     from dist_spk.config import load_config
     from dist_spk.train.run import OBJECTIVES
-    from dist_spk.tune.space import default_space_path, dump_sweep, load_space, sweep_command
+    from dist_spk.tune.space import dump_sweep, load_space, space_path, sweep_command
 
     if task not in OBJECTIVES:
         raise DistSpkError(f"unknown task {task!r}; valid: {', '.join(OBJECTIVES)}")
     search = load_config(task, preset_name=preset).search
     rungs = {"type": "hyperband", "min_iter": search.grace_period, "eta": search.reduction_factor}
     command = sweep_command(task, preset=preset, data=data, runs_dir=runs_dir or f"runs/sweep-{task}")
-    text = dump_sweep(load_space(space or default_space_path(task), task), metric=OBJECTIVES[task], method=method,
+    text = dump_sweep(load_space(space_path(space, task), task), metric=OBJECTIVES[task], method=method,
                       command=command, early_terminate=rungs if early_terminate else None)
     if out is None:
         typer.echo(text, nl=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from tests.wandb_records import kinds as wandb_kinds
 from tests.wandb_records import records as wandb_records
 from tests.wandb_records import run_info as wandb_run
 from tests.wandb_records import summary as wandb_summary
+from tests.wandb_records import trial_runs
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -210,3 +212,27 @@ def test_pbt_continues_the_weaker_trial_from_the_stronger_ones_checkpoint_with_i
         final = yaml.safe_load((exp / "trials" / trial / "config.yaml").read_text())
         # the epoch after the last exploit trained with the trial's (perturbed) lr, not the checkpoint's
         assert history[-1]["lr"] == pytest.approx(final["optim"]["lr"]), trial
+
+
+def test_a_variant_list_runs_one_trial_per_variant_with_its_keys(small_corpus, tmp_path):
+    space = tmp_path / "variants.yaml"
+    space.write_text("variants:\n"
+                     "  - {name: adam_small, optim.name: adam, head.margin: 0.1}\n"
+                     "  - {name: nadam_cosine, optim.name: nadam, scheduler.name: cosine}\n"
+                     "  - {name: wide, model.emb_size: 128}\n"
+                     "parameters:\n  optim.lr: {value: 0.003}\n")
+    exp = tmp_path / "exp"
+    run(tune_command(small_corpus, exp, space, "--scheduler", "fifo", "--set", "trainer.epochs=1"))
+    with (exp / "summary.csv").open() as handle:
+        rows = {row["variant"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"adam_small", "nadam_cosine", "wide"}
+    configs = {name: yaml.safe_load((exp / "trials" / row["trial_id"] / "config.yaml").read_text())
+               for name, row in rows.items()}
+    assert (configs["adam_small"]["optim"]["name"], configs["adam_small"]["head"]["margin"]) == ("adam", 0.1)
+    assert (configs["nadam_cosine"]["optim"]["name"], configs["nadam_cosine"]["scheduler"]["name"]) == ("nadam",
+                                                                                                       "cosine")
+    assert configs["wide"]["model"]["emb_size"] == 128 and configs["wide"]["optim"]["name"] == "adam"  # preset's
+    assert {c["optim"]["lr"] for c in configs.values()} == {0.003}
+    names = {wandb_run(path).display_name for path in trial_runs(exp)}  # W&B run names carry the variant
+    assert names == {f"{row['trial_id']}-{name}" for name, row in rows.items()}
+    assert yaml.safe_load((exp / "space.yaml").read_text())["variants"][2] == {"name": "wide", "model.emb_size": 128}

@@ -31,9 +31,16 @@ CHECKPOINT_PATH_KEY = "checkpoint_path"  # the metric Ray's TuneReportCallback u
 
 
 def trial_config(task: str, base: dict[str, Any], params: dict[str, Any]) -> Any:
-    """The base config (plain dict) with the trial's sampled values (dotted keys) set, validated."""
+    """The base config (plain dict) with the trial's sampled values (dotted keys) set, validated; a variant's
+    keys (``params["variant"]``: its name and dotted keys, :mod:`dist_spk.tune.space`) are set the same way."""
+    from dist_spk.tune.space import VARIANT
+
     data = copy.deepcopy(base)
-    for key, value in params.items():
+    variant = params.get(VARIANT)
+    settings = {k: v for k, v in params.items() if k != VARIANT}
+    if isinstance(variant, dict):
+        settings |= {k: v for k, v in variant.items() if k != "name"}
+    for key, value in settings.items():
         *sections, name = key.split(".")
         node = data
         for section in sections:

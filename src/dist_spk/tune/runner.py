@@ -27,7 +27,7 @@ from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity
 from dist_spk.train.launch import check_gpu_workers, check_shared_storage
 from dist_spk.train.run import CHECKS, OBJECTIVES, PREPARES
-from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep
+from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep, variant_list
 
 
 def connect_for_search(trainer: TrainerConfig) -> None:
@@ -122,7 +122,7 @@ def check_search(task: str, config, params: list[Param]) -> None:
         if config.search.search != "random":
             raise ConfigError("search.scheduler=pbt samples and perturbs its own population: use search.search=random")
     if config.search.search == "optuna":
-        unsupported = [p.key for p in params if p.kind in ("grid", "normal", "qnormal")]
+        unsupported = [p.key for p in params if p.kind in ("grid", "normal", "qnormal", "variant")]
         if unsupported:
             raise ConfigError(f"search=optuna cannot sample {', '.join(unsupported)} (grid or normal); use "
                               "values/uniform distributions or search=random")
@@ -189,8 +189,10 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
     check_gpu_workers(config.trainer)
     exp_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, exp_dir)
-    (exp_dir / "space.yaml").write_text(yaml.safe_dump({"parameters": {p.key: p.to_wandb() for p in params}},
-                                                       sort_keys=False))
+    space = {"parameters": {p.key: p.to_wandb() for p in params if p.kind != "variant"}}
+    if variant_list(params):
+        space["variants"] = variant_list(params)
+    (exp_dir / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
     extras = PREPARES[task](config, exp_dir)
     metric = OBJECTIVES[task]
 
@@ -226,7 +228,8 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
                 verbose=1,
             ),
         )
-    grid = math.prod(len(p.args[0]) for p in params if p.kind == "grid")  # Tune repeats the grid num_samples times
+    # Tune repeats the grid (and every variant) num_samples times
+    grid = math.prod(len(p.args[0]) for p in params if p.kind in ("grid", "variant"))
     print(f"[tune] {config.search.num_samples * grid} trials of {task}, {concurrent} at a time, scheduler "
           f"{config.search.scheduler}, search {config.search.search}; objective {metric} (lower is better)",
           flush=True)
@@ -252,7 +255,7 @@ def tune_task(task: str, config, params: list[Param], *, exp_dir: Path, resume: 
 
     results = run_search(task, config, params, exp_dir=exp_dir, resume=resume)
     exp_dir = Path(exp_dir).resolve()
-    trials = [(Path(r.path).name, {p.key: r.config.get(p.key) for p in params}, r.error is not None)
+    trials = [(Path(r.path).name, {p.key: p.trial_value(r.config) for p in params}, r.error is not None)
               for r in results]
     objective = OBJECTIVES[task]
     rows = trial_rows(exp_dir, objective=objective, epochs=config.trainer.epochs, trials=trials)

@@ -14,6 +14,17 @@ Tune style::
     optim.name: {choice: [adam, adamw]}
     data.batch_size: {grid: [32, 64]}
 
+Variant lists (the seed teams' studies: named combinations, not a Cartesian product)::
+
+    variants:
+      - {name: adam, optim.name: adam}
+      - {name: nadam_cosine, optim.name: nadam, scheduler.name: cosine}
+    parameters:                      # optional: sampled for every variant
+      optim.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-3}
+
+Every variant runs (``num_samples`` times, crossed with the sampled ``parameters``): the trial's config is the
+variant's keys set on the base config; its name is the ``variant`` column of ``summary.csv``.
+
 Every key must be a key of the task's config and every fixed value must have its type: a typo is
 an error naming the file and the key before any trial starts.
 """
@@ -53,12 +64,14 @@ WANDB_DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0}  # what W&B's engine assume
 WANDB_UNSUPPORTED = ("log_normal", "q_log_normal", "beta", "q_beta", "inv_log_uniform", "q_log_uniform")
 TUNE_STYLE = {"choice", "grid", "uniform", "quniform", "loguniform", "qloguniform", "randint", "normal", "qnormal"}
 SPEC_KEYS = {"value", "values", "distribution", "min", "max", "probabilities"} | TUNE_STYLE
+VARIANT = "variant"  # the searched "key" of a variant list: the variant's name in trial configs and summaries
 
 
 @dataclass(frozen=True)
 class Param:
     """One searched key: a kind (``constant choice grid uniform quniform loguniform qloguniform randint
-    normal qnormal``) and its arguments. ``randint`` bounds are inclusive, as in W&B."""
+    normal qnormal``, or ``variant``: args (names, each variant's dotted keys)) and its arguments. ``randint``
+    bounds are inclusive, as in W&B."""
 
     key: str
     kind: str
@@ -80,14 +93,21 @@ class Param:
             "normal": lambda: tune.randn(a[0], a[1]),
             "qnormal": lambda: tune.qrandn(a[0], a[1], a[2]),
             "weighted": lambda: tune.choice(_repeat_by_weight(a[0], a[1])),
+            # every variant, as a mapping, so the trial's config carries its keys (expanded by trial_config)
+            "variant": lambda: tune.grid_search([{"name": n, **keys} for n, keys in zip(*a, strict=True)]),
         }
         return makers[self.kind]()
+
+    def trial_value(self, config: Mapping[str, Any]) -> Any:
+        """This key's value in a trial's config (a variant: its name)."""
+        value = config.get(self.key)
+        return value.get("name") if self.kind == "variant" and isinstance(value, Mapping) else value
 
     def to_wandb(self) -> dict[str, Any]:
         a = self.args
         if self.kind == "constant":
             return {"value": a[0]}
-        if self.kind in ("choice", "grid"):
+        if self.kind in ("choice", "grid", "variant"):  # a variant list as W&B sees it: its names
             return {"values": list(a[0])}
         if self.kind == "weighted":
             return {"values": list(a[0]), "probabilities": list(a[1])}
@@ -198,10 +218,45 @@ def parse_space(document: Mapping[str, Any], task: str, *, source: str = "space"
     """Validated parameters of a search-space document (either syntax) for ``task``."""
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
-    tree = document.get("parameters", document) if "parameters" in document else document
-    if not isinstance(tree, Mapping) or not tree:
+    variants = document.get("variants")
+    if variants is not None:
+        tree = document.get("parameters") or {}
+    else:
+        tree = document.get("parameters", document) if "parameters" in document else document
+    if not isinstance(tree, Mapping) or (not tree and variants is None):
         raise ConfigError(f"{source}: no parameters to search")
-    return [_check(_parse(key, spec, source), TASKS[task], source) for key, spec in _flatten(tree).items()]
+    params = [_check(_parse(key, spec, source), TASKS[task], source) for key, spec in _flatten(tree).items()]
+    if variants is not None:
+        params.append(_variants(variants, TASKS[task], source, sampled={p.key for p in params}))
+    return params
+
+
+def _variants(variants: Any, cls: type, source: str, *, sampled: set[str]) -> Param:
+    """``variants:``, checked: a list of mappings, each a unique ``name`` plus config keys of the right type."""
+    if not isinstance(variants, list) or not variants:
+        raise ConfigError(f"{source}: variants must be a non-empty list of mappings (name plus config keys)")
+    names, keys = [], []
+    for index, variant in enumerate(variants, 1):
+        where = f"{source}: variant {index}"
+        if not isinstance(variant, Mapping) or not isinstance(variant.get("name"), str) or not variant["name"]:
+            raise ConfigError(f"{where}: needs a name, e.g. {{name: nadam_cosine, optim.name: nadam}}")
+        name = variant["name"]
+        if name in names:
+            raise ConfigError(f"{where}: the name {name!r} is used twice")
+        settings = _flatten({k: v for k, v in variant.items() if k != "name"})
+        clash = sorted(set(settings) & sampled)
+        if clash:
+            raise ConfigError(f"{where} ({name}): {', '.join(clash)} is also in parameters; set a key in one place")
+        checked = {key: _check(Param(key, "constant", (value,)), cls, f"{source}: variant {name!r}").args[0]
+                   for key, value in settings.items()}
+        names.append(name)
+        keys.append(checked)
+    return Param(VARIANT, "variant", (tuple(names), tuple(keys)))
+
+
+def variant_list(params: list[Param]) -> list[dict[str, Any]]:
+    """The ``variants:`` list of a space (empty without one), as a space file writes it."""
+    return [{"name": name, **keys} for p in params if p.kind == "variant" for name, keys in zip(*p.args, strict=True)]
 
 
 def load_space(path: str | Path, task: str) -> list[Param]:
@@ -264,13 +319,23 @@ def default_space_path(task: str) -> Path:
     return Path(__file__).parent / "spaces" / f"{task}.yaml"
 
 
+def space_path(space: str | Path | None, task: str) -> Path:
+    """``--space``: a file, or the name of a shipped space (``seed_segmentation_variants``); none: the task's."""
+    if space is None:
+        return default_space_path(task)
+    shipped = Path(__file__).parent / "spaces" / f"{space}.yaml"
+    if not Path(space).exists() and shipped.is_file():
+        return shipped
+    return Path(space)
+
+
 def to_param_space(params: list[Param]) -> dict[str, Any]:
     """Tune's ``param_space``: dotted key -> domain (or fixed value)."""
     return {p.key: p.to_tune() for p in params}
 
 
 SWEEP_METHODS = ("random", "grid", "bayes")  # what W&B's sweep controller knows
-GRID_KINDS = ("constant", "choice", "grid", "randint", "quniform")  # W&B: categorical, constant, int/q_uniform
+GRID_KINDS = ("constant", "choice", "grid", "randint", "quniform", "variant")  # what a W&B grid (or ours) lists
 
 
 def check_sweep_method(params: list[Param], method: str) -> None:
@@ -312,5 +377,8 @@ def to_wandb_sweep(params: list[Param], *, metric: str, method: str = "bayes", c
 
 def dump_sweep(params: list[Param], *, metric: str, method: str = "bayes", command: list[str] | None = None,
                early_terminate: dict[str, Any] | None = None) -> str:
+    if any(p.kind == "variant" for p in params):
+        raise ConfigError("a variant list cannot be a W&B sweep (an agent run gets values, not named sets of keys); "
+                          "run it with 'dist-spk tune' (online, the search still shows as a sweep)")
     return yaml.safe_dump(to_wandb_sweep(params, metric=metric, method=method, command=command,
                                          early_terminate=early_terminate), sort_keys=False)

@@ -42,7 +42,7 @@ def _number(text: Any) -> float | None:
 
 def _typed(param: Param, text: str) -> Any:
     """A ``summary.csv`` cell back as the value the trial used (csv keeps only text)."""
-    if param.kind in ("choice", "grid", "weighted"):
+    if param.kind in ("choice", "grid", "weighted", "variant"):  # a variant: its name
         return next((v for v in param.args[0] if str(v) == text), text)
     number = _number(text)
     if param.kind == "randint" and number is not None:
@@ -54,7 +54,7 @@ def distribution(param: Param, observed: list[Any]):
     """The Optuna distribution of a searched key, holding every value the trials used."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    if param.kind in ("choice", "grid", "weighted"):
+    if param.kind in ("choice", "grid", "weighted", "variant"):
         values = list(dict.fromkeys([*param.args[0], *observed]))
         return CategoricalDistribution([v if isinstance(v, bool | int | float | str) or v is None else str(v)
                                         for v in values])

@@ -168,8 +168,10 @@ class TrialRuns(Callback):
         run = self._runs.get(trial.trial_id)
         if run is None:
             config = {**self.base, **{k: _plain(v) for k, v in trial.config.items()}}
+            variant = trial.config.get("variant")  # a variant list's trial: its name beside the id
+            name = f"{trial.trial_id}-{variant['name']}" if isinstance(variant, dict) else trial.trial_id
             run = open_run(folder=self.exp_dir, offline=self.offline, objective=self.objective, sweep_id=self.sweep_id,
-                           project=self.project, group=self.group, job_type=self.job_type, name=trial.trial_id,
+                           project=self.project, group=self.group, job_type=self.job_type, name=name,
                            id=f"{self.group}-{trial.trial_id}", resume="allow", config=config)
             self._runs[trial.trial_id] = run
             # a trial resumed by a new driver had its earlier steps streamed by the old one

@@ -28,7 +28,7 @@ def _numbers(row: dict) -> dict[str, float]:
 
 
 def replay_trial(exp_dir: Path, trial_id: str, *, status: str, project: str, objective: str, offline: bool,
-                 sweep_id: str | None) -> Path:
+                 sweep_id: str | None, variant: str = "") -> Path:
     """Log one trial from its run directory into its W&B run (as :class:`TrialRuns` would have); return the
     run's folder. Each epoch's step rows go before the epoch's row, as they streamed during the search."""
     trial_dir = Path(exp_dir) / "trials" / trial_id
@@ -36,7 +36,8 @@ def replay_trial(exp_dir: Path, trial_id: str, *, status: str, project: str, obj
     config = flatten(read_config_file(trial_dir / "config.yaml"))
     steps = read_metrics(trial_dir, name=STEPS_FILE)
     run = open_run(folder=exp_dir, offline=offline, objective=objective, sweep_id=sweep_id, project=project,
-                   group=group, job_type="trial", name=trial_id, id=f"{group}-{trial_id}", resume="allow",
+                   group=group, job_type="trial", name=f"{trial_id}-{variant}" if variant else trial_id,
+                   id=f"{group}-{trial_id}", resume="allow",
                    config=config)
     best = math.inf
     try:
@@ -73,7 +74,7 @@ def sync_experiment(exp_dir: Path, *, project: str | None = None) -> str:
     sweep_id = register_sweep(exp_dir, to_wandb_sweep(params, metric=objective, method=method), project=project)
     for row in rows:
         replay_trial(exp_dir, row["trial_id"], status=row["status"], project=project, objective=objective,
-                     offline=False, sweep_id=sweep_id)
+                     offline=False, sweep_id=sweep_id, variant=row.get("variant", ""))
         print(f"[tune] uploaded trial {row['trial_id']} into sweep {sweep_id}", flush=True)
     log_experiment(exp_dir, project=project, objective=objective,
                    upload_best=bool(base.get("search", {}).get("wandb_upload_best", True)))
