@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,11 +88,11 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> Path:
-    """The demo-size synthetic corpus (about 12 s to generate)."""
+    """A synthetic corpus of the previous demo size (``compact``: 12/3/3 conversations, 34 voices)."""
     from dist_spk.data.synth import synthesize
 
     out = tmp_path_factory.mktemp("corpus") / "small"
-    synthesize(out, seed=0, size="small")
+    synthesize(out, seed=0, size="compact")  # the demo's small corpus costs the suite minutes more
     return out
 
 
@@ -111,3 +112,20 @@ def spk_run(small_corpus, tmp_path_factory) -> tuple[Path, dict]:
 
     out = tmp_path_factory.mktemp("spk") / "run"
     return out, run_training("spk", local_config("spk", small_corpus / "spk", **{"trainer.epochs": 20}), out=out)
+
+
+@pytest.fixture(autouse=True)
+def no_wandb_state_between_tests():
+    """W&B writes into this process's environment (``WANDB_SERVICE``: its service's socket, ``WANDB_PROJECT``)
+    when a test calls ``wandb.init`` or ``wandb.sweep`` in-process; a search started later as a subprocess would
+    inherit them and share that service (a killed driver's runs stay open in it: "run ID ... is in use" on
+    ``--resume``). Each test ends with W&B's service stopped and the environment as it found it."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("WANDB_")}
+    yield
+    if os.environ.get("WANDB_SERVICE") != before.get("WANDB_SERVICE"):
+        import wandb
+
+        wandb.teardown()
+    for key in [k for k in os.environ if k.startswith("WANDB_") and k not in before]:
+        del os.environ[key]
+    os.environ.update(before)

@@ -654,7 +654,7 @@ def export_spk(
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Demo folder: corpus/ and the runs.")] = Path("demo"),
-    size: Annotated[str, typer.Option(help="Corpus size: tiny, small or medium.")] = "small",
+    size: Annotated[str, typer.Option(help="Corpus size: tiny, compact, small or medium.")] = "small",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Run the main job locally on the built-in synthetic corpus (generated on first use)."""
