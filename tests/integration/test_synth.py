@@ -82,7 +82,7 @@ def test_refuses_a_non_empty_folder_and_unknown_size(tmp_path):
     (tmp_path / "busy" / "x").write_text("")
     with pytest.raises(DataError, match="busy exists and is not an empty folder"):
         synthesize(tmp_path / "busy", size="tiny")
-    with pytest.raises(DataError, match="valid sizes: tiny, small, medium"):
+    with pytest.raises(DataError, match="valid sizes: tiny, compact, small, medium"):
         synthesize(tmp_path / "new", size="huge")
     with pytest.raises(DataError, match="valid styles: demo, heldout"):
         synthesize(tmp_path / "new", size="tiny", style="unseen")

@@ -222,7 +222,9 @@ def test_a_variant_list_runs_one_trial_per_variant_with_its_keys(small_corpus, t
                      "  - {name: wide, model.emb_size: 128}\n"
                      "parameters:\n  optim.lr: {value: 0.003}\n")
     exp = tmp_path / "exp"
-    run(tune_command(small_corpus, exp, space, "--scheduler", "fifo", "--set", "trainer.epochs=1"))
+    run(tune_command(small_corpus, exp, space, "--scheduler", "fifo", "--num-samples", "1", "--set",
+                     "trainer.epochs=1"))
+    assert len(list((exp / "trials").iterdir())) == 3  # each variant once
     with (exp / "summary.csv").open() as handle:
         rows = {row["variant"]: row for row in csv.DictReader(handle)}
     assert set(rows) == {"adam_small", "nadam_cosine", "wide"}
