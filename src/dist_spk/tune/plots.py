@@ -34,17 +34,16 @@ def _varied(study) -> list[str]:
     return [k for k in keys if len({repr(t.params.get(k)) for t in trials}) > 1]
 
 
-def _important(study, objective: str) -> list[str]:
+def _important(study, varied: list[str]) -> list[str]:
+    """The varied keys, most important first (fANOVA); none when fewer than two trials scored."""
     import optuna
 
-    varied = _varied(study)
     if len([t for t in study.trials if t.value is not None]) < 2 or not varied:
         return []
-    importance = optuna.importance.get_param_importances(study, params=varied)
-    return list(importance)
+    return list(optuna.importance.get_param_importances(study, params=varied))
 
 
-def _draw(name: str, study, objective: str):
+def _draw(name: str, study, objective: str, varied: list[str], important: list[str]):
     """One plot's axes (Optuna's matplotlib backend), with our axis names."""
     from optuna.visualization import matplotlib as vis
 
@@ -57,17 +56,16 @@ def _draw(name: str, study, objective: str):
         if ax.get_legend() is not None and len(study.trials) > 12:
             ax.get_legend().remove()
     elif name == "parallel_coordinates":
-        ax = vis.plot_parallel_coordinate(study, params=_varied(study) or None, target_name=objective)
-        ax.figure.set_size_inches(1.6 * (len(_varied(study)) + 1), 5)  # room for each axis' tick labels
+        ax = vis.plot_parallel_coordinate(study, params=varied or None, target_name=objective)
+        ax.figure.set_size_inches(1.6 * (len(varied) + 1), 5)  # room for each axis' tick labels
     elif name == "param_importance":
-        if not _important(study, objective):
+        if not important:
             return _note("Parameter importance", "needs two scored trials and a varied parameter")
-        ax = vis.plot_param_importances(study, params=_varied(study), target_name=objective)
+        ax = vis.plot_param_importances(study, params=varied, target_name=objective)
     else:
-        top = _important(study, objective)[:2]
-        if len(top) < 2:
+        if len(important) < 2:
             return _note("Contour", "needs two scored trials and two varied parameters")
-        ax = vis.plot_contour(study, params=top, target_name=objective)
+        ax = vis.plot_contour(study, params=important[:2], target_name=objective)
     return ax
 
 
@@ -102,6 +100,8 @@ def draw_report(exp_dir: str | Path) -> list[Path]:
     with warnings.catch_warnings():
         # Optuna marks its matplotlib backend experimental (a warning per call); it is what we want to use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        varied = _varied(study)
+        important = _important(study, varied)  # fANOVA once, for the importance and contour plots
         for name in PLOTS:
-            paths.append(_save(_draw(name, study, objective), out / f"{name}.png"))
+            paths.append(_save(_draw(name, study, objective, varied, important), out / f"{name}.png"))
     return paths

@@ -19,12 +19,7 @@ from pathlib import Path
 from dist_spk.config import read_config_file
 from dist_spk.errors import DistSpkError
 from dist_spk.train.run_dir import STEPS_FILE, read_metrics
-from dist_spk.tune.wandb_logging import experiment_group, flatten, log_epoch, open_run
-
-
-def _numbers(row: dict) -> dict[str, float]:
-    return {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)
-            and math.isfinite(v)}
+from dist_spk.tune.wandb_logging import experiment_group, flatten, log_epoch, metrics_of, open_run
 
 
 def replay_trial(exp_dir: Path, trial_id: str, *, status: str, project: str, objective: str, offline: bool,
@@ -43,10 +38,10 @@ def replay_trial(exp_dir: Path, trial_id: str, *, status: str, project: str, obj
     try:
         for row in read_metrics(trial_dir):
             while steps and steps[0].get("epoch", 0) <= row["epoch"] + 1:
-                run.log(_numbers(steps.pop(0)))
-            best = log_epoch(run, _numbers(row), objective=objective, best=best)
+                run.log(metrics_of(steps.pop(0)))  # the numbers TrialRuns logs from a result, the same way
+            best = log_epoch(run, metrics_of(row), objective=objective, best=best)
         for step in steps:
-            run.log(_numbers(step))
+            run.log(metrics_of(step))
     finally:
         run.finish(exit_code=1 if status == "error" else 0)
     return Path(run.dir).parent
