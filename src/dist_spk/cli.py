@@ -255,7 +255,11 @@ def data_segments(
 # ---------------------------------------------------------------------------------------------
 
 DataRoot = Annotated[Path, typer.Option("--data", "-d", help="Dataset: a seed-layout folder or a database.yml.")]
-Out = Annotated[Path, typer.Option("--out", "-o", help="Run directory (config.yaml, metrics.jsonl, checkpoints/).")]
+# a path, or an object-store URI (s3://bucket/prefix, gs://...): kept as text, a Path would fold its '//'
+Out = Annotated[str, typer.Option("--out", "-o", help="Run directory (config.yaml, metrics.jsonl, checkpoints/): a "
+                                  "path or an object-store URI (s3://bucket/run; with --workers >= 1).")]
+Checkpoint = Annotated[str, typer.Option(help="A checkpoint file, a run directory (uses its best checkpoint) or "
+                                         "EXP/best; a path or an object-store URI.")]
 Workers = Annotated[int | None, typer.Option(help="Ray Train workers (DDP); 0 = plain Lightning in this process. "
                                             "Default: the preset's.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
@@ -284,24 +288,26 @@ def _wandb_overrides(ctx: typer.Context) -> list[str]:
     return overrides
 
 
-def _train(task: str, resolved, out: Path, resume: bool, names: tuple[str, ...]) -> None:
+def _train(task: str, resolved, out: str, resume: bool, names: tuple[str, ...]) -> None:
     """Train with the run streamed to W&B; under ``wandb agent`` the run directory is ``OUT/<W&B run id>``."""
     import os
 
     from dist_spk.config import to_dict
+    from dist_spk.runs import storage
     from dist_spk.train.run import OBJECTIVES, run_training
     from dist_spk.tune.wandb_logging import FollowRun
 
+    out = storage.normalize(out)
     if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
-        out = out / os.environ["WANDB_RUN_ID"]
+        out = storage.join(out, os.environ["WANDB_RUN_ID"])
     follow = FollowRun(run_dir=out, project=resolved.search.wandb_project, objective=OBJECTIVES[task],
                        config=to_dict(resolved), resume=resume)
     summary = run_training(task, resolved, out=out, resume=resume, while_training=follow)
     _print_summary(summary, names)
-    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best.ckpt)")
+    typer.echo(f"run directory: {out} (config.yaml, metrics.jsonl, checkpoints/best)")
     if follow.offline:
-        typer.echo(f"W&B run written offline to {out / 'wandb'}; upload it with: "
-                   f"wandb sync {out / 'wandb'}/offline-run-*")
+        typer.echo(f"W&B run written offline to {follow.run_dir / 'wandb'}; upload it with: "
+                   f"wandb sync {follow.run_dir / 'wandb'}/offline-run-*")
 
 
 def _print_summary(summary: dict, names: tuple[str, ...]) -> None:
@@ -353,13 +359,15 @@ def train_spk(
     _train("spk", resolved, out, resume, SPK_METRICS)
 
 
-def best_of_experiment(exp: Path) -> tuple[str, Path]:
-    """(task, best config file) of a finished search, with a clear error otherwise."""
+def best_of_experiment(exp: str) -> tuple[str, Path]:
+    """(task, best config file) of a finished search (a path or an object-store URI), with a clear error otherwise."""
     import json
 
     from dist_spk.train.run import OBJECTIVES
+    from dist_spk.tune.results import mirrored_experiment
 
-    metrics, config = exp / "best" / "metrics.json", exp / "best" / "config.yaml"
+    best = mirrored_experiment(exp, only=("best",)) / "best"
+    metrics, config = best / "metrics.json", best / "config.yaml"
     if not metrics.is_file() or not config.is_file():
         raise DistSpkError(f"{exp}: no best/config.yaml and best/metrics.json (not a finished `dist-spk tune` "
                            "experiment; a search writes them when it ends)")
@@ -372,7 +380,7 @@ def best_of_experiment(exp: Path) -> tuple[str, Path]:
 
 @train_app.command("best")
 def train_best(
-    exp: Annotated[Path, typer.Argument(help="A finished search (dist-spk tune --out EXP).")],
+    exp: Annotated[str, typer.Argument(help="A finished search (dist-spk tune --out EXP): a path or a URI.")],
     out: Out,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Dataset (default: the one searched on).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs of the final training (default: the searched "
@@ -401,10 +409,11 @@ Space = Annotated[Path | None, typer.Option(help="Search-space YAML (W&B sweep o
                                             "seed_speaker_optuna); default: the shipped space of the task.")]
 
 
-def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num_samples: int | None,
+def _tune(task: str, data: Path, out: str, preset: str, space: Path | None, num_samples: int | None,
           scheduler: str | None, search: str | None, workers_per_trial: int | None, gpus_per_worker: float | None,
           max_concurrent: int | None, resume: bool, config: Path | None, overrides: list[str] | None) -> None:
     from dist_spk.config import read_config_file
+    from dist_spk.runs import storage
     from dist_spk.train.run import OBJECTIVES
     from dist_spk.tune.runner import tune_task
     from dist_spk.tune.space import grid_of, parse_space, space_path, sweep_overrides
@@ -420,8 +429,10 @@ def _tune(task: str, data: Path, out: Path, preset: str, space: Path | None, num
     params = grid_of(parse_space(document, task, source=str(path)), document)
     rows, best = tune_task(task, resolved, params, exp_dir=out, resume=resume)
     stopped = sum(r["status"] == "stopped early" for r in rows)
-    typer.echo(f"{len(rows)} trials ({stopped} stopped early); {out / 'summary.csv'}; best: {best or 'none'}; "
-               f"plots: {out / 'plots'}; Optuna study: optuna-dashboard {out / 'optuna.journal'}")
+    exp = storage.normalize(out)
+    typer.echo(f"{len(rows)} trials ({stopped} stopped early); {storage.join(exp, 'summary.csv')}; best: "
+               f"{storage.join(exp, 'best') if best else 'none'}; plots: {storage.join(exp, 'plots')}; Optuna study: "
+               f"optuna-dashboard {storage.local_mirror(exp) / 'optuna.journal'}")
     if best is None:
         raise typer.Exit(1)
 
@@ -432,7 +443,8 @@ def _tune_command(task: str, objective: str):
     def command(
         data: Annotated[Path, typer.Option("--data", "-d", help="Dataset: a seed-layout folder or database.yml "
                                            "(seg); a VoxCeleb/Kaldi folder, CSV or seed layout (spk).")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory.")],
+        out: Annotated[str, typer.Option("--out", "-o", help="Experiment directory: a path, or an object-store URI "
+                                         "(s3://bucket/exp, gs://...) for a cluster without a shared file system.")],
         preset: Preset = "local", space: Space = None,
         num_samples: Annotated[int | None, typer.Option(help="Trials (default: the preset's).")] = None,
         scheduler: Annotated[str | None, typer.Option(help="asha, fifo or pbt (population based training).")] = None,
@@ -490,36 +502,43 @@ def tune_export_sweep(
 
 @tune_app.command("sync")
 def tune_sync(
-    exp: Annotated[Path, typer.Argument(help="An experiment directory written by 'dist-spk tune' (offline W&B).")],
+    exp: Annotated[str, typer.Argument(help="A search written by 'dist-spk tune' (offline W&B): a path or a URI.")],
     project: Annotated[str | None, typer.Option(help="W&B project (default: the search's search.wandb_project).")]
     = None,
 ) -> None:
     """Upload a search that logged to W&B offline as a W&B sweep: one run per trial joining the sweep, the
     experiment's run and its workspace. Use it instead of 'wandb sync' for the experiment's runs."""
+    from dist_spk.tune.results import mirrored_experiment
     from dist_spk.tune.wandb_sync import sync_experiment
 
-    sync_experiment(exp, project=project)
+    sync_experiment(mirrored_experiment(exp), project=project)
 
 
 @app.command("report")
 def report(
-    exp: Annotated[Path, typer.Argument(help="An experiment directory written by 'dist-spk tune'.")],
+    exp: Annotated[str, typer.Argument(help="An experiment directory written by 'dist-spk tune' (a path or a URI).")],
     tables: Annotated[bool, typer.Option("--tables", help="Also write the seed-style Markdown/CSV table of every "
                                          "trial's epochs and a comparison table to EXP/report/, and print them.")]
     = False,
 ) -> None:
     """Draw an experiment's plots into EXP/plots (optimisation history, learning curves, parallel coordinates,
     parameter importance, contour; with optuna.visualization) and write it as an Optuna study, EXP/optuna.journal."""
+    from dist_spk.runs import storage
     from dist_spk.tune.plots import draw_report
+    from dist_spk.tune.results import mirrored_experiment
 
-    for path in draw_report(exp):
+    local = mirrored_experiment(exp)
+    for path in draw_report(local):
         typer.echo(f"wrote {path}")
-    typer.echo(f"wrote {exp / 'optuna.journal'}; open it with: optuna-dashboard {exp / 'optuna.journal'}")
+    typer.echo(f"wrote {local / 'optuna.journal'}; open it with: optuna-dashboard {local / 'optuna.journal'}")
     if tables:
         from dist_spk.tune.tables import write_tables
 
-        for path in write_tables(exp):
+        for path in write_tables(local):
             typer.echo(f"\n{path.read_text()}(also {path.with_suffix('.csv')})")
+    if storage.is_remote(exp):
+        storage.upload(local, exp, skip=(*storage.HEAVY, "trials", "wandb", "data", "cache"))
+        typer.echo(f"uploaded the plots, optuna.journal and report/ to {exp}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,7 +567,7 @@ def _print_metrics(title: str, metrics: dict[str, float], out: Path | None) -> N
 
 @evaluate_app.command("seg")
 def evaluate_seg(
-    checkpoint: Annotated[Path, typer.Option(help="A checkpoint file, or a run directory (uses its best.ckpt).")],
+    checkpoint: Checkpoint,
     data: DataRoot,
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
     protocol: Annotated[str, typer.Option(help="Protocol name when --data is a database.yml.")] = "",
@@ -563,7 +582,7 @@ def evaluate_seg(
 
 @evaluate_app.command("spk")
 def evaluate_spk(
-    checkpoint: Annotated[Path, typer.Option(help="A checkpoint file, or a run directory (uses its best.ckpt).")],
+    checkpoint: Checkpoint,
     data: Annotated[Path, typer.Option("--data", "-d", help="Speaker dataset the trial list refers to.")],
     trials: Annotated[Path, typer.Option(help="VoxCeleb-format trial list (1 enroll test).")],
     format: Annotated[str, typer.Option(help="auto, voxceleb, kaldi, csv or diarization.")] = "auto",

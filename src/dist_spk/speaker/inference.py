@@ -30,7 +30,7 @@ def load_speaker_module(checkpoint: str | Path) -> SpeakerModule:
     """
     from dist_spk.train.checkpoints import TASK_NAMES, read_checkpoint
 
-    path, _ = resolve_checkpoint(Path(checkpoint))
+    path, _ = resolve_checkpoint(checkpoint)
     payload, task = read_checkpoint(path)
     if task != "spk":
         raise DistSpkError(f"{path}: a {TASK_NAMES[task]} checkpoint, not a speaker-encoder one")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -10,14 +9,7 @@ import lightning
 
 from dist_spk.config.tasks import OptimConfig
 from dist_spk.train import startup
-from dist_spk.train.run_dir import (
-    append_metrics,
-    append_step,
-    best_checkpoint,
-    keep_epochs_before,
-    last_checkpoint,
-    read_metrics,
-)
+from dist_spk.train.run_dir import append_metrics, append_step, keep_epochs_before, read_metrics
 from dist_spk.train.worker_metrics import WorkerMonitor
 
 
@@ -85,17 +77,18 @@ class EpochReport(lightning.Callback):
         # the difference of consecutive rows' wall_time is an epoch's whole cost, which epoch_seconds
         # leaves out: training, validation, and the previous epoch's checkpoint and report
         metrics["wall_time"] = round(time.time(), 3)
-        last = last_checkpoint(self.run_dir)
-        trainer.save_checkpoint(last, weights_only=False)  # collective under DDP; rank 0 writes
+        # written once: the session makes it last.ckpt (best.ckpt a link), or hands it to Ray to upload
+        checkpoint = self.session.checkpoint_path(trainer.current_epoch)
+        trainer.save_checkpoint(checkpoint, weights_only=False)  # collective under DDP; rank 0 writes
+        best = False
         if self.session.world_rank == 0:
             value = metrics.get(self.objective)
-            if value is not None and (self.best is None or value < self.best):
-                self.best = value
-                shutil.copyfile(last, best_checkpoint(self.run_dir))
+            best = value is not None and (self.best is None or value < self.best)
+            self.best = value if best else self.best
             append_metrics(self.run_dir, metrics)
             shown = "  ".join(f"{name}={metrics[name]:.4f}" for name in self.shown if name in metrics)
             self.session.console(f"[epoch {trainer.current_epoch}] {shown}  ({metrics['epoch_seconds']:.1f} s)")
-        self.session.report(metrics, last if self.session.world_rank == 0 else None)
+        self.session.report(metrics, checkpoint if self.session.world_rank == 0 else None, best=best)
         self._started = time.perf_counter()
 
 

@@ -14,7 +14,12 @@ from typing import Any
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.cuda import unusable
 from dist_spk.errors import DistSpkError
+from dist_spk.train.session import CHECKPOINT_NAME
 from dist_spk.train.startup import forget_launch, stamp
+
+# payload entries naming what every run of a search shares (written by the driver's PREPARES); on an object store
+# each worker fetches them to its node first
+SHARED_ENTRIES = ("data_dir", "cache_file", "model_init")
 
 # task -> "module:function" of its worker loop (imported lazily: each pulls in torch and pyannote)
 LOOPS = {
@@ -35,10 +40,10 @@ def ray_worker(payload: dict[str, Any]) -> None:
     from dist_spk.train.session import RaySession
 
     stamp(payload, "entered")
-    resume_from = payload.get("resume_from")
-    session = RaySession(resume_from=Path(resume_from) if resume_from else None)
+    session = RaySession(run_dir=payload["run_dir"], resume_from=payload.get("resume_from"))
     if session.restarted:
         forget_launch(payload)
+    payload |= {key: session.fetch(payload[key]) for key in SHARED_ENTRIES if payload.get(key)}
     worker_loop(payload["task"])(payload, session)
 
 
@@ -47,7 +52,8 @@ def run_local(payload: dict[str, Any]) -> None:
 
     stamp(payload, "entered")
     resume_from = payload.get("resume_from")
-    worker_loop(payload["task"])(payload, LocalSession(resume_from=Path(resume_from) if resume_from else None))
+    session = LocalSession(run_dir=payload["run_dir"], resume_from=Path(resume_from) if resume_from else None)
+    worker_loop(payload["task"])(payload, session)
 
 
 def local_ray_env() -> None:
@@ -181,23 +187,77 @@ def check_ray_run(trainer: TrainerConfig) -> None:
     check_gpu_workers(trainer)
 
 
-def run_ray_train(payload: dict[str, Any], trainer: TrainerConfig, *, storage: Path, name: str = "train",
-                  max_failures: int = 2) -> None:
-    """Fit one worker group; a failed worker restarts the group from the last reported checkpoint."""
+def point_checkpoints(run_location: str, objective: str):
+    """A Ray Train callback, run in the controller: after each report, point the run's ``last`` (and, when the
+    objective improved, ``best``) at the checkpoint Ray just uploaded (:func:`dist_spk.train.run_dir.point_checkpoint`).
+    """
+    from ray.train import UserCallback
+
+    from dist_spk.train.run_dir import point_checkpoint, read_pointer
+
+    class PointCheckpoints(UserCallback):
+        def __init__(self):
+            best = read_pointer(run_location, "best")  # a restarted trial keeps its earlier best
+            self.best = best.get(objective) if best else None
+
+        def after_report(self, run_context, metrics, checkpoint):
+            if checkpoint is None:
+                return
+            row = metrics[0]
+            record = {"epoch": row.get("epoch"), objective: row.get(objective)}
+            file = f"{checkpoint.path}/{CHECKPOINT_NAME}"
+            point_checkpoint(run_location, "last", file, **record)
+            value = row.get(objective)
+            if value is not None and (self.best is None or value < self.best):
+                self.best = value
+                point_checkpoint(run_location, "best", file, **record)
+
+    return PointCheckpoints()
+
+
+def torch_trainer(payload: dict[str, Any], trainer: TrainerConfig, *, storage_location: str, name: str,
+                  objective: str, callbacks: tuple = (), keep_all: bool = False, max_failures: int = 2):
+    """The one ``TorchTrainer`` builder (single runs and every trial of a search).
+
+    Checkpoints go to ``storage_location`` (a path or an object-store URI); Ray keeps the latest and the best by
+    ``objective`` (the run's ``last`` and ``best`` point at them), or every one when ``keep_all`` (PBT: another
+    trial may still be starting from an older one). A failed worker restarts the group from the latest.
+    """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
-    connect_ray()
-    check_shared_storage(storage)
-    run_config = RunConfig(
-        name=name,
-        storage_path=str(Path(storage).resolve()),
-        failure_config=FailureConfig(max_failures=max_failures),
-        checkpoint_config=CheckpointConfig(num_to_keep=2),
+    from dist_spk.runs import storage
+
+    storage_path, filesystem = storage.ray_storage(storage_location)
+    keep = CheckpointConfig() if keep_all else CheckpointConfig(
+        num_to_keep=1, checkpoint_score_attribute=objective, checkpoint_score_order="min")
+    return TorchTrainer(
+        ray_worker,
+        train_loop_config=payload,
+        scaling_config=scaling_config(trainer),
+        torch_config=torch_config(trainer),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
+            callbacks=[point_checkpoints(payload["run_dir"], objective), *callbacks],
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=keep,
+        ),
     )
+
+
+def run_ray_train(payload: dict[str, Any], trainer: TrainerConfig, *, storage_location: str, objective: str,
+                  name: str = "train") -> None:
+    """Fit one worker group; a failed worker restarts the group from the last reported checkpoint."""
+    from dist_spk.runs import storage
+
+    connect_ray()
+    if not storage.is_remote(storage_location):
+        check_shared_storage(Path(storage_location))
     try:
-        result = TorchTrainer(ray_worker, train_loop_config=payload, scaling_config=scaling_config(trainer),
-                              torch_config=torch_config(trainer), run_config=run_config).fit()
+        result = torch_trainer(payload, trainer, storage_location=storage_location, name=name,
+                               objective=objective).fit()
         error = result.error
     except Exception as err:  # noqa: BLE001 - Ray raises controller failures from fit()
         error = err

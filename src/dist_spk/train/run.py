@@ -12,9 +12,11 @@ from dist_spk.config import save_config, to_dict
 from dist_spk.cuda import require_cuda
 from dist_spk.data.problems import format_problems
 from dist_spk.errors import DataError, DistSpkError
+from dist_spk.runs import storage
 from dist_spk.train.checkpoints import check_checkpoint
 from dist_spk.train.launch import check_ray_run, run_local, run_ray_train
-from dist_spk.train.run_dir import prepare_run_dir, read_metrics
+from dist_spk.train.run_dir import prepare_run_dir, read_metrics, resolve_checkpoint
+from dist_spk.train.session import storage_error
 from dist_spk.train.startup import launched
 
 
@@ -141,32 +143,53 @@ def summarize(run_dir: Path, objective: str, seconds: float) -> dict[str, Any]:
     return summary
 
 
-def run_training(task: str, config, *, out: Path, resume: bool = False,
+def run_training(task: str, config, *, out: str | Path, resume: bool = False,
                  while_training: AbstractContextManager | None = None) -> dict[str, Any]:
     """Train one model; return the summary (best epoch and its metrics).
 
     Order matters: the dataset is checked before anything is written or any Ray resource is
     taken, and pyannote's cache is prepared before the workers start. ``while_training`` is entered
     once all that passed, around the training itself (the CLI streams the run to W&B with it).
+
+    ``out`` is a path or an object-store URI (then the run trains under Ray, which uploads its checkpoints, and
+    this process writes its small files in a local mirror and uploads them).
     """
     started = time.perf_counter()
     CHECKS[task](config)
+    location, mirror = storage.normalize(out), storage.local_mirror(out)
+    remote = storage.is_remote(location)
     if config.trainer.workers == 0:
+        if remote:
+            raise storage_error(location)
         require_cuda(config.trainer.use_gpu)
     else:
+        if remote:
+            storage.check_writable(location)
         check_ray_run(config.trainer)
-    resume_from = prepare_run_dir(out, resume=resume)
+    resume_from = prepare_run_dir(location, resume=resume)
     if resume_from is not None:
-        check_checkpoint(resume_from, task)
-    save_config(config, out)
-    payload: dict[str, Any] = {"task": task, "config": to_dict(config), "run_dir": str(Path(out).resolve()),
-                               **PREPARES[task](config, Path(out))}
+        check_checkpoint(resolve_checkpoint(resume_from)[0], task)
+    save_config(config, mirror)
+    extras = PREPARES[task](config, mirror)
+    if remote:
+        extras = {key: storage.relocate(value, mirror, location) for key, value in extras.items()}
+        storage.upload(mirror, location, skip=(*storage.HEAVY, "wandb", *RUN_FILES))
+    payload: dict[str, Any] = {"task": task, "config": to_dict(config), "run_dir": location, **extras}
     if resume_from is not None:
-        payload["resume_from"] = str(resume_from.resolve())
+        payload["resume_from"] = resume_from
     payload = launched(payload)
     with while_training or nullcontext():
         if config.trainer.workers == 0:
             run_local(payload)
         else:
-            run_ray_train(payload, config.trainer, storage=Path(out) / "ray")
-    return summarize(Path(out), OBJECTIVES[task], time.perf_counter() - started)
+            run_ray_train(payload, config.trainer, storage_location=storage.join(location, "ray"),
+                          objective=OBJECTIVES[task])
+    if remote:  # what rank 0 published
+        storage.download(location, mirror, skip=(*storage.HEAVY, "data", "cache", "wandb"))
+    summary = summarize(mirror, OBJECTIVES[task], time.perf_counter() - started)
+    if remote:
+        storage.upload(mirror, location, skip=(*storage.HEAVY, "data", "cache", *RUN_FILES))
+    return summary
+
+
+RUN_FILES = ("metrics.jsonl", "steps.jsonl", "startup.json")  # rank 0 publishes these; never overwritten from here

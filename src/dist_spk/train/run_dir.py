@@ -8,19 +8,26 @@
                               append-only (readers tail it): after a resume, re-trained steps appear again
     RUN/checkpoints/last.ckpt the latest epoch (Lightning checkpoint, loadable by pyannote/our loaders)
     RUN/checkpoints/best.ckpt the epoch with the best objective
+    RUN/checkpoints/last.json, best.json   under Ray: which of Ray Train's uploaded checkpoints last/best are
+                              (``checkpoint``: its path relative to RUN/checkpoints; ``epoch``; the objective).
+                              Each epoch's checkpoint is stored once, by Ray; on a local disk last.ckpt and
+                              best.ckpt are symbolic links to it, on an object store only the .json pointers exist
     RUN/startup.json          seconds from launch to the first training step, per stage (train/startup.py)
     RUN/summary.json          written when the run finishes: best epoch and its metrics
 
-On a multi-node cluster, RUN must be on storage every node sees (rank 0 may run anywhere).
+On a multi-node cluster, RUN is on storage every node sees (rank 0 may run anywhere): a shared file system, or
+an object store (``s3://...``, :mod:`dist_spk.runs.storage`) that rank 0 publishes its files to.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import posixpath
 from pathlib import Path
 
 from dist_spk.errors import DistSpkError
+from dist_spk.runs import storage
 
 METRICS_FILE = "metrics.jsonl"
 STEPS_FILE = "steps.jsonl"
@@ -67,17 +74,20 @@ def append_step(run_dir: Path, row: dict) -> None:
 class JsonlTail:
     """The complete rows another process has appended to a JSON-lines file since the last call.
 
-    ``from_end``: skip what the file already holds (a resumed run whose earlier rows were streamed before).
-    A line still being written (no newline yet) waits for the next call. The writer only appends.
+    ``location``: a path or an object-store URI (read from the offset on, a ranged GET). ``from_end``: skip what the
+    file already holds (a resumed run whose earlier rows were streamed before). A line still being written (no
+    newline yet) waits for the next call. The writer only appends (or, on a store, re-uploads the grown file).
     """
 
-    def __init__(self, path: Path, *, from_end: bool = False):
-        self.path = Path(path)
-        self.offset = self.path.stat().st_size if from_end and self.path.is_file() else 0
+    def __init__(self, location: str | Path, *, from_end: bool = False):
+        self.filesystem, self.path = storage.filesystem(location)
+        self.offset = 0
+        if from_end:
+            self.offset = max(self.filesystem.get_file_info(self.path).size or 0, 0)
 
     def rows(self) -> list[dict]:
         try:
-            with self.path.open("rb") as handle:
+            with self.filesystem.open_input_file(self.path) as handle:
                 handle.seek(self.offset)
                 data = handle.read()
         except OSError:  # not written yet
@@ -95,28 +105,83 @@ def keep_epochs_before(run_dir: Path, epoch: int) -> None:
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path | None:
-    """Create ``run_dir``; return the checkpoint to resume from, if any.
+def prepare_run_dir(location: str | Path, *, resume: bool) -> str | None:
+    """Create the run directory at ``location`` (a path or an object-store URI); return the checkpoint to resume
+    from, if any (a local path, or the location on the store that ``checkpoints/last.json`` points at).
 
     A run directory that already holds a run is refused unless ``resume`` is set, so two runs never
     mix their metrics.
     """
-    run_dir = Path(run_dir)
-    has_run = (run_dir / METRICS_FILE).is_file() or checkpoints_dir(run_dir).is_dir()
+    location = storage.normalize(location)
+    has_run = any(storage.exists(storage.join(location, name)) for name in (METRICS_FILE, CHECKPOINTS))
     if has_run and not resume:
-        raise DistSpkError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
-    checkpoints_dir(run_dir).mkdir(parents=True, exist_ok=True)
-    last = last_checkpoint(run_dir)
-    if resume and not last.is_file():
+        raise DistSpkError(f"{location} already holds a run; pass --resume to continue it, or choose another --out")
+    if not storage.is_remote(location):
+        checkpoints_dir(Path(location)).mkdir(parents=True, exist_ok=True)
+    pointer = read_pointer(location, "last")
+    last = pointer["location"] if pointer else storage.join(location, CHECKPOINTS, "last.ckpt")
+    if resume and not storage.is_file(last):
         if has_run:
-            raise DistSpkError(f"{run_dir}: nothing to resume from ({last} is missing)")
+            raise DistSpkError(f"{location}: nothing to resume from ({last} is missing)")
         return None
     return last if resume else None
 
 
-def resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
+def point_checkpoint(run_location: str, name: str, checkpoint_path: str, **record) -> None:
+    """Record that checkpoint ``name`` (last, best) of the run at ``run_location`` is the file ``checkpoint_path``
+    (a path in the run's file system, as Ray reports it): ``checkpoints/<name>.json``, and on a local disk the link
+    ``checkpoints/<name>.ckpt``. Relative, so a moved experiment keeps its pointers."""
+    _, run_path = storage.filesystem(run_location)
+    relative = posixpath.relpath(checkpoint_path, posixpath.join(run_path, CHECKPOINTS))
+    storage.write_text(storage.join(run_location, CHECKPOINTS, f"{name}.json"),
+                       json.dumps({"checkpoint": relative, **record}) + "\n")
+    if not storage.is_remote(run_location):
+        link = checkpoints_dir(Path(run_location)) / f"{name}.ckpt"
+        partial = link.with_name(f".{name}.ckpt.link")
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(relative)
+        partial.replace(link)
+
+
+def read_pointer(run_location: str, name: str) -> dict | None:
+    """``checkpoints/<name>.json`` of a run under Ray, with ``location`` (the checkpoint's), or None."""
+    pointer = storage.join(run_location, CHECKPOINTS, f"{name}.json")
+    if not storage.is_file(pointer):
+        return None
+    record = json.loads(storage.read_text(pointer))
+    return {**record, "location": storage.join(run_location, CHECKPOINTS, record["checkpoint"])}
+
+
+def fetch_checkpoint(location: str) -> tuple[Path, Path | None]:
+    """:func:`resolve_checkpoint` for a checkpoint, run directory or ``EXP/best`` on an object store: the checkpoint
+    (and its config.yaml) fetched into local scratch."""
+    local = storage.scratch_dir(location, kind="fetched")
+    bare = location.split("?")[0]
+    if bare.endswith(".ckpt"):  # the file; its run is the folder above checkpoints/, or its own folder (EXP/best)
+        in_run = posixpath.basename(posixpath.dirname(bare)) == CHECKPOINTS
+        owner = storage.join(location, *(("..", "..") if in_run else ("..",)))
+        pointer = read_pointer(owner, posixpath.basename(bare)[: -len(".ckpt")]) if in_run else None
+        checkpoint = pointer["location"] if pointer and not storage.is_file(location) else location
+    else:
+        owner = location
+        pointer = read_pointer(location, "best")
+        checkpoint = pointer["location"] if pointer else storage.join(location, "checkpoint.ckpt")
+        if not storage.is_file(checkpoint):
+            raise DistSpkError(f"{location}: neither checkpoints/best.json (a run) nor checkpoint.ckpt (EXP/best) here")
+    (local / "checkpoint.ckpt").write_bytes(storage.read_bytes(checkpoint))
+    config = storage.join(owner, "config.yaml")
+    if storage.is_file(config):
+        (local / "config.yaml").write_bytes(storage.read_bytes(config))
+        return local / "checkpoint.ckpt", local
+    (local / "config.yaml").unlink(missing_ok=True)
+    return local / "checkpoint.ckpt", None
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     """(checkpoint file, folder holding its config.yaml, or None) for a checkpoint, a run directory or
-    a search's ``EXP/best``."""
+    a search's ``EXP/best``, on a local disk or an object store (then fetched into local scratch)."""
+    if storage.is_remote(path):
+        return fetch_checkpoint(str(path))
     path = Path(path)
     if path.is_dir():
         for checkpoint in (best_checkpoint(path), path / "checkpoint.ckpt"):

@@ -49,7 +49,7 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
 
     stamp(payload, "imported")
     config: SegConfig = config_from_dict("seg", payload["config"])
-    run_dir = Path(payload["run_dir"])
+    run_dir = session.run_dir  # node-local when the run lives on an object store
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # pyannote's training set is an IterableDataset whose __len__ is the epoch's batch count by design
     # (each loader worker draws its own random chunks); Lightning's warning about it does not apply

@@ -3,13 +3,20 @@
 A worker loop receives a session and never imports Ray itself:
 
 - :class:`LocalSession`: plain in-process Lightning (``--workers 0``), resuming from ``last.ckpt``;
+  each epoch's checkpoint is written once, as ``last.ckpt``; ``best.ckpt`` is a hard link to it;
 - :class:`RaySession`: inside a Ray Train worker group, with Ray's DDP strategy and environment;
-  reports each epoch's metrics and checkpoint to Ray, resumes from Ray's latest checkpoint.
+  reports each epoch's metrics and checkpoint to Ray, resumes from Ray's latest checkpoint. The checkpoint is
+  written to node-local scratch and Ray uploads it to the run's storage: that upload is its one durable copy
+  (``last``/``best`` in the run directory point at it, :func:`dist_spk.train.run_dir.point_checkpoint`).
+
+Each session has the run directory the loop writes (``session.run_dir``): the run's location itself, or, when that
+is on an object store (``s3://...``), a node-local scratch copy whose small files rank 0 publishes after every epoch.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -18,6 +25,9 @@ from typing import Any
 
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.cuda import require_cuda
+from dist_spk.runs import storage
+from dist_spk.train import startup
+from dist_spk.train.run_dir import METRICS_FILE, STEPS_FILE, best_checkpoint, last_checkpoint
 
 CHECKPOINT_NAME = "checkpoint.ckpt"  # inside a Ray checkpoint folder (Ray's Lightning convention)
 
@@ -34,7 +44,10 @@ class LocalSession:
     world_size = 1
     distributed = False
 
-    def __init__(self, *, resume_from: Path | None = None):
+    def __init__(self, *, run_dir: Path, resume_from: Path | None = None):
+        if storage.is_remote(run_dir):
+            raise storage_error(run_dir)
+        self.run_dir = Path(run_dir)
         self.resume_from = resume_from
 
     def lightning_kwargs(self, config: TrainerConfig) -> dict[str, Any]:
@@ -46,8 +59,25 @@ class LocalSession:
     def latest_checkpoint(self) -> Path | None:
         return self.resume_from
 
-    def report(self, metrics: dict[str, float], checkpoint: Path | None) -> None:
-        """Nothing to do: the epoch callback already wrote metrics.jsonl and the checkpoints."""
+    def checkpoint_path(self, epoch: int) -> Path:
+        """Where the epoch's checkpoint is written: beside ``last.ckpt``, which it replaces once complete."""
+        return last_checkpoint(self.run_dir).with_name(".last.ckpt.partial")
+
+    def report(self, metrics: dict[str, float], checkpoint: Path | None, *, best: bool = False) -> None:
+        """The written checkpoint becomes ``last.ckpt`` (a rename: a crash never leaves half of one), and
+        ``best.ckpt`` when ``best`` (a hard link to the same file: no second copy)."""
+        if checkpoint is None:
+            return
+        last = last_checkpoint(self.run_dir)
+        checkpoint.replace(last)
+        if best:
+            link = best_checkpoint(self.run_dir).with_name(".best.ckpt.partial")
+            link.unlink(missing_ok=True)
+            try:
+                os.link(last, link)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(last, link)
+            link.replace(best_checkpoint(self.run_dir))
 
     def console(self, line: str) -> None:
         print(line, flush=True)
@@ -58,10 +88,9 @@ class RaySession:
 
     distributed = True
 
-    def __init__(self, *, resume_from: Path | None = None) -> None:
+    def __init__(self, *, run_dir: str | Path, resume_from: str | None = None) -> None:
         import ray.train
 
-        self.resume_from = resume_from
         self._train = ray.train
         context = ray.train.get_context()
         self.world_rank = context.get_world_rank()
@@ -69,6 +98,13 @@ class RaySession:
         # Ray Train restarted this worker group after a failure (a new run has no checkpoint yet)
         self.restarted = ray.train.get_checkpoint() is not None
         self._scratch = Path(tempfile.mkdtemp(prefix="dist_spk-"))
+        self.resume_from = resume_from
+        self.run_location = storage.normalize(run_dir)
+        self.run_dir = Path(self.run_location)
+        if storage.is_remote(run_dir):  # node-local, with what earlier starts of the run published
+            self.run_dir = self._scratch / "run"
+            if self.world_rank == 0:
+                storage.download(self.run_location, self.run_dir, skip=storage.HEAVY)
         # Lightning's package logger has a console handler and also propagates to the root logger,
         # which Ray Train gives its own: every Lightning message would be printed twice
         logging.getLogger("lightning").propagate = False
@@ -99,27 +135,62 @@ class RaySession:
         return prepare_trainer(trainer)
 
     def latest_checkpoint(self) -> Path | None:
-        """Ray's latest reported checkpoint (after a worker-group restart or a resumed trial), as a local file.
+        """Ray's latest reported checkpoint (after a worker-group restart), as a local file.
 
-        Without one, the run directory's ``last.ckpt`` when the run was resumed (``--resume``).
+        Without one, ``resume_from`` (a resumed trial, a PBT donor's checkpoint, ``--resume``): a path, or a
+        location on the experiment's store, fetched into scratch.
         """
         checkpoint = self._train.get_checkpoint()
-        if checkpoint is None:
-            return self.resume_from
         local = self._scratch / "restored"
         shutil.rmtree(local, ignore_errors=True)
-        checkpoint.to_directory(str(local))
+        if checkpoint is not None:
+            checkpoint.to_directory(str(local))
+            return local / CHECKPOINT_NAME
+        if self.resume_from is None or not storage.is_remote(self.resume_from):
+            return Path(self.resume_from) if self.resume_from else None
+        local.mkdir(parents=True)
+        (local / CHECKPOINT_NAME).write_bytes(storage.read_bytes(self.resume_from))
         return local / CHECKPOINT_NAME
 
-    def report(self, metrics: dict[str, float], checkpoint: Path | None) -> None:
-        """Report on every rank (it is a barrier); rank 0 attaches the epoch's checkpoint."""
+    def fetch(self, location: str) -> str:
+        """A path for ``location``: itself when local, else a node-local copy (a file, or a folder's files)."""
+        if not storage.is_remote(location):
+            return location
+        local = self._scratch / "shared" / Path(location.split("?")[0]).name
+        if storage.is_file(location):
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(storage.read_bytes(location))
+        else:
+            storage.download(location, local)
+        return str(local)
+
+    def checkpoint_path(self, epoch: int) -> Path:
+        """Where the epoch's checkpoint is written: a scratch folder that Ray uploads and this rank deletes."""
+        return self._scratch / f"epoch-{epoch:04d}" / CHECKPOINT_NAME
+
+    def publish(self) -> None:
+        """Rank 0's run files (metrics, step log, start-up) to the run's store, when it is not this node's disk."""
+        if self.world_rank != 0 or self.run_location == str(self.run_dir):
+            return
+        for name in (METRICS_FILE, STEPS_FILE, startup.FILE):
+            if (self.run_dir / name).is_file():
+                storage.write_bytes(storage.join(self.run_location, name), (self.run_dir / name).read_bytes())
+
+    def report(self, metrics: dict[str, float], checkpoint: Path | None, *, best: bool = False) -> None:
+        """Report on every rank (it is a barrier); rank 0 attaches the epoch's checkpoint, which Ray uploads to
+        the run's storage (``best`` is decided again where the upload is known, from the metrics)."""
+        self.publish()
         if checkpoint is None or self.world_rank != 0:
             self._train.report(metrics)
             return
-        folder = self._scratch / f"epoch-{int(metrics.get('epoch', 0)):04d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(checkpoint, folder / CHECKPOINT_NAME)
         try:
-            self._train.report(metrics, checkpoint=self._train.Checkpoint.from_directory(str(folder)))
+            self._train.report(metrics, checkpoint=self._train.Checkpoint.from_directory(str(checkpoint.parent)))
         finally:
-            shutil.rmtree(folder, ignore_errors=True)  # Ray has copied it to the run's storage
+            shutil.rmtree(checkpoint.parent, ignore_errors=True)  # Ray has uploaded it to the run's storage
+
+
+def storage_error(location: str | Path):
+    from dist_spk.errors import DistSpkError
+
+    return DistSpkError(f"{location}: a run on an object store needs Ray Train to upload its checkpoints; "
+                        "use --workers 1 or more (or a local --out)")

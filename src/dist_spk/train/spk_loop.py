@@ -27,7 +27,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
 
     stamp(payload, "imported")
     config = config_from_dict("spk", payload["config"])
-    run_dir = Path(payload["run_dir"])
+    run_dir = session.run_dir  # node-local when the run lives on an object store
     lightning.seed_everything(config.trainer.seed, workers=True, verbose=False)
     folder = Path(payload["data_dir"])
     train = read_manifest(folder / "train.jsonl")

@@ -8,26 +8,35 @@ both to Tune with ``tune.report``. So Tune holds every trial's latest checkpoint
 - PBT needs (a trial continues from a better trial's checkpoint with perturbed hyper-parameters),
 - a retried trial and ``--resume`` restart from (``tune.get_checkpoint()``).
 
+What Tune holds is a pointer (``pointer.json``: the Train checkpoint's path relative to ``EXP``), not a copy: Ray
+Train's upload is each epoch's one durable copy of the weights.
+
 Each start of a trial is a fresh Ray Train run ``train-<trial id>-<n>`` under ``EXP/train``, so a
 trial never silently restores its own older checkpoint where Tune gave it another one. Within a
 run, a lost worker restarts the group from that run's last checkpoint (Train's FailureConfig).
-The trial's run directory (config.yaml, metrics.jsonl, checkpoints/) is ``EXP/trials/<trial id>``.
+The trial's run directory (config.yaml, metrics.jsonl, checkpoints/) is ``EXP/trials/<trial id>``. ``EXP`` is a
+path or an object-store URI (:mod:`dist_spk.runs.storage`).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import posixpath
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from ray.train import UserCallback
 
-from dist_spk.config import config_from_dict, save_config, to_dict
+from dist_spk.config import config_from_dict, dump_config, to_dict
+from dist_spk.runs import storage
 from dist_spk.train.run_dir import checkpoints_dir
 from dist_spk.train.startup import launched
 
 CHECKPOINT_PATH_KEY = "checkpoint_path"  # the metric Ray's TuneReportCallback uses for the same thing
+POINTER = "pointer.json"  # what a Tune checkpoint of a trial holds
 
 
 def trial_config(task: str, base: dict[str, Any], params: dict[str, Any]) -> Any:
@@ -62,8 +71,8 @@ class ForwardReports(UserCallback):
         self.queue.put((row, checkpoint))
 
 
-def _restored_checkpoint(run_dir: Path) -> Path | None:
-    """Tune's checkpoint for this trial (its own, or PBT's donor's), copied into the run directory."""
+def _restored_checkpoint(exp: str) -> str | None:
+    """Where Tune's checkpoint for this trial (its own, or PBT's donor's) points: a Train checkpoint file."""
     from ray import tune
 
     from dist_spk.train.session import CHECKPOINT_NAME
@@ -71,51 +80,56 @@ def _restored_checkpoint(run_dir: Path) -> Path | None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
-    local = run_dir / "restored"
-    checkpoint.to_directory(str(local))
-    return local / CHECKPOINT_NAME
+    with checkpoint.as_directory() as folder:
+        relative = json.loads(Path(folder, POINTER).read_text())["checkpoint"]
+    return storage.join(exp, relative, CHECKPOINT_NAME)
 
 
-def _run_name(exp_dir: Path, trial_id: str) -> str:
-    starts = len(list((exp_dir / "train").glob(f"train-{trial_id}-*")))
-    return f"train-{trial_id}-{starts}"
+def _report(metrics: dict[str, Any], checkpoint, exp: str) -> None:
+    """``tune.report``, with a pointer to the epoch's Train checkpoint (a few bytes for Tune to store)."""
+    from ray import tune
+
+    if checkpoint is None:
+        tune.report(metrics)
+        return
+    _, root = storage.filesystem(exp)
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, POINTER).write_text(json.dumps({"checkpoint": posixpath.relpath(checkpoint.path, root)}))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))  # uploaded before it returns
+
+
+def _run_name(exp: str, trial_id: str) -> str:
+    starts = [name for name in storage.list_names(storage.join(exp, "train")) if name.startswith(f"train-{trial_id}-")]
+    return f"train-{trial_id}-{len(starts)}"
 
 
 def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp_dir: str,
                  extras: dict[str, Any]) -> None:
     """Run one trial: resolve its config, fit its worker group, report every epoch (and checkpoint) to Tune."""
     from ray import tune
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig
-    from ray.train.torch import TorchTrainer
     from ray.util.queue import Empty, Queue
 
-    from dist_spk.train.launch import ray_worker, scaling_config, torch_config, training_error
+    from dist_spk.train.launch import torch_trainer, training_error
+    from dist_spk.train.run import OBJECTIVES
 
+    objective = OBJECTIVES[task]
     trial_id = tune.get_context().get_trial_id()
     config = trial_config(task, base, params)
-    run_dir = Path(exp_dir) / "trials" / trial_id
-    checkpoints_dir(run_dir).mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir)  # after a PBT exploit: the donor's config, perturbed
-    payload = {"task": task, "config": to_dict(config), "run_dir": str(run_dir), **extras}
-    restored = _restored_checkpoint(run_dir)
+    run_location = storage.join(exp_dir, "trials", trial_id)
+    if not storage.is_remote(run_location):
+        checkpoints_dir(Path(run_location)).mkdir(parents=True, exist_ok=True)
+    # after a PBT exploit: the donor's config, perturbed
+    storage.write_text(storage.join(run_location, "config.yaml"), dump_config(config))
+    payload = {"task": task, "config": to_dict(config), "run_dir": run_location, **extras}
+    restored = _restored_checkpoint(exp_dir)
     if restored is not None:
-        payload["resume_from"] = str(restored)
+        payload["resume_from"] = restored
 
     payload = launched(payload)
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    trainer = TorchTrainer(
-        ray_worker,
-        train_loop_config=payload,
-        scaling_config=scaling_config(config.trainer),
-        torch_config=torch_config(config.trainer),
-        run_config=RunConfig(
-            name=_run_name(Path(exp_dir), trial_id),
-            storage_path=str(Path(exp_dir) / "train"),
-            callbacks=[ForwardReports(reports)],
-            failure_config=FailureConfig(max_failures=2),  # a lost worker restarts the group from its checkpoint
-            checkpoint_config=CheckpointConfig(num_to_keep=1),
-        ),
-    )
+    trainer = torch_trainer(payload, config.trainer, storage_location=storage.join(exp_dir, "train"),
+                            name=_run_name(exp_dir, trial_id), objective=objective,
+                            callbacks=(ForwardReports(reports),), keep_all=config.search.scheduler == "pbt")
     # fit() blocks, and tune.report must be called from this thread: fit in a helper thread, report here
     outcome: dict[str, Any] = {}
 
@@ -132,8 +146,7 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
             metrics, checkpoint = reports.get(timeout=1.0)
         except Empty:
             continue
-        tune.report(metrics, checkpoint=tune.Checkpoint(checkpoint.path, checkpoint.filesystem)
-                    if checkpoint is not None else None)
+        _report(metrics, checkpoint, exp_dir)
     fitting.join()
     error = outcome.get("error") or outcome["result"].error
     if error is not None:

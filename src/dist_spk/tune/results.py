@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.errors import DistSpkError
-from dist_spk.train.run_dir import best_checkpoint, read_metrics
+from dist_spk.runs import storage
+from dist_spk.train.run_dir import read_metrics, resolve_checkpoint
 
 STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERROR = "completed", "stopped early", "error"
 FIXED_COLUMNS = ("trial_id", "status", "epochs", "best_epoch")
@@ -78,8 +79,9 @@ def read_summary(exp_dir: Path) -> tuple[list[dict], str, list[str]]:
     return rows, objective, params
 
 
-def export_best(exp_dir: Path, rows: list[dict], *, objective: str) -> Path | None:
-    """Copy the best trial's config, best checkpoint and metrics into ``EXP/best``."""
+def export_best(exp_dir: Path, rows: list[dict], *, objective: str, location: str | None = None) -> Path | None:
+    """Copy the best trial's config, best checkpoint and metrics into ``EXP/best`` (the one copy of a checkpoint a
+    search makes; ``location``: where the trials' checkpoints are, when ``exp_dir`` is a local mirror)."""
     ranked = [r for r in rows if r[f"best_{objective}"] is not None]
     if not ranked:
         return None
@@ -89,13 +91,33 @@ def export_best(exp_dir: Path, rows: list[dict], *, objective: str) -> Path | No
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     shutil.copyfile(trial_dir / "config.yaml", out / "config.yaml")
-    if best_checkpoint(trial_dir).is_file():
-        shutil.copyfile(best_checkpoint(trial_dir), out / "checkpoint.ckpt")
+    checkpoint = best_checkpoint_of(storage.join(location or exp_dir, "trials", best["trial_id"]))
+    if checkpoint is not None:
+        shutil.copyfile(checkpoint, out / "checkpoint.ckpt")
     history = read_metrics(trial_dir)
     epoch_row = next(row for row in history if row["epoch"] == best["best_epoch"])
     (out / "metrics.json").write_text(json.dumps({"trial_id": best["trial_id"], "objective": objective,
                                                   "best": epoch_row, "history": history}, indent=1))
     return out
+
+
+def mirrored_experiment(exp: str | Path, *, only: tuple[str, ...] = ()) -> Path:
+    """A finished experiment as a local folder: itself, or (on an object store) its local mirror with the store's small
+    files fetched (``only``: just these top-level folders; Tune's state and the checkpoints stay on the store)."""
+    if not storage.is_remote(exp):
+        return storage.local_path(exp)
+    mirror = storage.local_mirror(exp)
+    for part in only or ("",):
+        storage.download(storage.join(exp, part), mirror / part, skip=storage.HEAVY)
+    return mirror
+
+
+def best_checkpoint_of(run_location: str) -> Path | None:
+    """A trial's best checkpoint as a local file (fetched when the run is on an object store), or None."""
+    try:
+        return resolve_checkpoint(run_location)[0]
+    except DistSpkError:  # no epoch finished
+        return None
 
 
 def print_table(rows: list[dict], *, objective: str, params: list[str]) -> None:

@@ -10,6 +10,10 @@ Experiment directory ``EXP``::
     EXP/wandb/                        W&B: experiment.json (the group), offline runs when no key is found
     EXP/summary.csv, EXP/best/        written when the search ends (see :mod:`dist_spk.tune.results`)
     EXP/plots/, EXP/optuna.journal    the search's plots and the search as an Optuna study (:mod:`dist_spk.tune.study`)
+
+``EXP`` is a local path (on a multi-node cluster: a shared file system) or an object-store URI (``s3://bucket/exp``,
+:mod:`dist_spk.runs.storage`): then Ray writes ``tune/`` and ``train/`` there itself, workers publish their run
+files, and this process writes the rest in a local mirror and uploads it when the search ends.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dist_spk.config import save_config, to_dict
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity
+from dist_spk.runs import storage
 from dist_spk.train.launch import check_gpu_workers, check_shared_storage
 from dist_spk.train.run import CHECKS, OBJECTIVES, PREPARES
 from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep, variant_list
@@ -100,6 +105,39 @@ def _last_epoch_pbt():
     return LastEpochStaysPBT
 
 
+def scheduler_state(scheduler):
+    """A Tune callback that keeps the trial scheduler's state with the experiment, so ``--resume`` keeps ASHA's rungs.
+
+    Tune 2.60 saves its search algorithm and its callbacks with the experiment state, not its trial scheduler:
+    after ``Tuner.restore`` ASHA's rungs are empty and the first trial to report at a rung is always promoted. The
+    scheduler's own ``save``/``restore`` (public, implemented by ASHA) go through Tune's callback state
+    (``get_state``/``set_state``), written at the same moment as the trials' states, so both describe one instant.
+    Schedulers without ``save`` (FIFO; PBT, see the README) keep no state here.
+    """
+    import tempfile
+
+    from ray.tune import Callback
+
+    class _SchedulerState(Callback):
+        def __init__(self, scheduler):
+            self.scheduler = scheduler
+
+        def get_state(self) -> dict | None:
+            with tempfile.TemporaryDirectory() as folder:
+                try:
+                    self.scheduler.save(f"{folder}/scheduler.pkl")
+                except NotImplementedError:
+                    return None
+                return {"scheduler": Path(folder, "scheduler.pkl").read_bytes()}
+
+        def set_state(self, state: dict) -> None:
+            with tempfile.TemporaryDirectory() as folder:
+                Path(folder, "scheduler.pkl").write_bytes(state["scheduler"])
+                self.scheduler.restore(f"{folder}/scheduler.pkl")
+
+    return _SchedulerState(scheduler)
+
+
 def _scheduler(config, task: str, params: list[Param], metric: str):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -161,7 +199,7 @@ def _search_algorithm(config, params: list[Param], metric: str, concurrent: int)
                               max_concurrent=concurrent)
 
 
-def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume: bool = False):
+def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, resume: bool = False):
     """Search ``params`` around the base ``config``; return Ray Tune's ResultGrid.
 
     The dataset is checked and the shared data prepared before any Ray resource is taken.
@@ -171,12 +209,15 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
     from dist_spk.tune.driver import trial_driver
     from dist_spk.tune.wandb_logging import wandb_callback
 
-    exp_dir = Path(exp_dir).resolve()
-    state = exp_dir / "tune"
-    if state.exists() and not resume:
-        raise DistSpkError(f"{exp_dir} already holds a search; pass --resume to continue it, or choose another --out")
-    if resume and not state.exists():
-        raise DistSpkError(f"{exp_dir}: no search to resume (no {state})")
+    exp, mirror = storage.normalize(exp_dir), storage.local_mirror(exp_dir)
+    remote = storage.is_remote(exp)
+    state = storage.join(exp, "tune")
+    if remote:
+        storage.check_writable(exp)  # credentials, bucket and endpoint, before anything else
+    if storage.exists(state) and not resume:
+        raise DistSpkError(f"{exp} already holds a search; pass --resume to continue it, or choose another --out")
+    if resume and not storage.exists(state):
+        raise DistSpkError(f"{exp}: no search to resume (no {state})")
     check_search(task, config, params)
     CHECKS[task](config)
     for warning in search_warnings(task, config):
@@ -187,32 +228,40 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
                                            requested=config.search.max_concurrent)
     print(f"[tune] {decided}", flush=True)
     check_gpu_workers(config.trainer)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, exp_dir)
+    if remote and resume:  # the W&B group and offline runs, what the trials published
+        storage.download(exp, mirror, skip=storage.HEAVY)
+    mirror.mkdir(parents=True, exist_ok=True)
+    save_config(config, mirror)
     space = {"parameters": {p.key: p.to_wandb() for p in params if p.kind != "variant"}}
     if variant_list(params):
         space["variants"] = variant_list(params)
-    (exp_dir / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
-    extras = PREPARES[task](config, exp_dir)
+    (mirror / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
+    extras = PREPARES[task](config, mirror)
     metric = OBJECTIVES[task]
-
-    check_shared_storage(exp_dir)
+    if remote:  # workers on any node fetch what every trial shares from the store
+        extras = {key: storage.relocate(value, mirror, exp) for key, value in extras.items()}
+        storage.upload(mirror, exp, skip=(*storage.HEAVY, "trials", "wandb"))
+    else:
+        check_shared_storage(mirror)
     trainable = tune.with_resources(
-        tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=str(exp_dir), extras=extras),
+        tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=exp, extras=extras),
         {"cpu": DRIVER_CPUS},
     )
     method = "bayes" if config.search.search == "optuna" else "random"
-    wandb_logger, offline = wandb_callback(config.search.wandb_project, exp_dir, objective=metric,
-                                           base=to_dict(config), sweep=to_wandb_sweep(params, metric=metric,
-                                                                                       method=method))
+    wandb_logger, offline = wandb_callback(config.search.wandb_project, mirror, objective=metric,
+                                           base=to_dict(config), location=exp,
+                                           sweep=to_wandb_sweep(params, metric=metric, method=method))
+    storage_path, filesystem = storage.ray_storage(exp)
     if resume:
-        tuner = tune.Tuner.restore(str(state), trainable=trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(storage.ray_storage(state)[0], trainable=trainable, resume_errored=True,
+                                   storage_filesystem=filesystem)
     else:
+        scheduler = _scheduler(config, task, params, metric)
         tuner = tune.Tuner(
             trainable,
             param_space=to_param_space(params),
             tune_config=tune.TuneConfig(
-                scheduler=_scheduler(config, task, params, metric),
+                scheduler=scheduler,
                 # it holds the limit on concurrent trials (Tune ignores max_concurrent_trials given a generator)
                 search_alg=_search_algorithm(config, params, metric, concurrent),
                 num_samples=config.search.num_samples,
@@ -220,10 +269,12 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
             ),
             run_config=tune.RunConfig(
                 name="tune",
-                storage_path=str(exp_dir),
-                callbacks=[wandb_logger],
+                storage_path=storage_path,
+                storage_filesystem=filesystem,
+                callbacks=[wandb_logger, scheduler_state(scheduler)],
                 failure_config=tune.FailureConfig(max_failures=config.search.max_trial_failures),
-                # PBT copies other trials' checkpoints: keep a few (Ray warns at <= 2); else the latest is enough
+                # Tune keeps pointers to Train's checkpoints (tune/driver.py): a few for PBT, which exploits
+                # other trials' recent ones (Ray warns at <= 2); else the latest is enough
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if config.search.scheduler == "pbt" else 1),
                 verbose=1,
             ),
@@ -239,31 +290,37 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: Path, resume:
         wandb_logger.close()  # every trial's run file complete (W&B's exit record) before tune returns
     del tuner
     if offline:
-        print(f"[tune] W&B runs were written offline to {exp_dir / 'wandb'}; upload them as a W&B sweep with: "
-              f"dist-spk tune sync {exp_dir}  (or as plain runs: wandb sync {exp_dir / 'wandb'}/offline-run-*)",
+        print(f"[tune] W&B runs were written offline to {mirror / 'wandb'}; upload them as a W&B sweep with: "
+              f"dist-spk tune sync {exp}  (or as plain runs: wandb sync {mirror / 'wandb'}/offline-run-*)",
               flush=True)
     return results
 
 
-def tune_task(task: str, config, params: list[Param], *, exp_dir: Path, resume: bool = False
+def tune_task(task: str, config, params: list[Param], *, exp_dir: str | Path, resume: bool = False
               ) -> tuple[list[dict], Path | None]:
     """Run the search, then write ``summary.csv``, ``best/``, the plots and the Optuna study, and print the table;
-    return (rows, best dir)."""
+    return (rows, best dir: in the local mirror when ``exp_dir`` is an object store, uploaded there too)."""
     from dist_spk.tune.plots import draw_report
     from dist_spk.tune.results import export_best, print_table, trial_rows, write_summary
     from dist_spk.tune.wandb_logging import log_experiment
 
     results = run_search(task, config, params, exp_dir=exp_dir, resume=resume)
-    exp_dir = Path(exp_dir).resolve()
+    exp, mirror = storage.normalize(exp_dir), storage.local_mirror(exp_dir)
+    if storage.is_remote(exp):  # what the workers published
+        storage.download(storage.join(exp, "trials"), mirror / "trials", skip=storage.HEAVY)
+    exp_dir = mirror
     trials = [(Path(r.path).name, {p.key: p.trial_value(r.config) for p in params}, r.error is not None)
               for r in results]
     objective = OBJECTIVES[task]
     rows = trial_rows(exp_dir, objective=objective, epochs=config.trainer.epochs, trials=trials)
     write_summary(exp_dir, rows)
     print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
-    best = export_best(exp_dir, rows, objective=objective)
+    best = export_best(exp_dir, rows, objective=objective, location=exp)
     if best is not None:  # a search with no scored trial has nothing to plot
         draw_report(exp_dir)  # before the experiment's W&B run, which uploads the plots
     log_experiment(exp_dir, project=config.search.wandb_project, objective=objective,
                    upload_best=config.search.wandb_upload_best)
+    if storage.is_remote(exp):
+        storage.upload(mirror, exp, skip=(*storage.HEAVY, "trials"))
+        print(f"[tune] uploaded the summary, best/, plots/ and wandb/ to {exp}", flush=True)
     return rows, best

@@ -38,7 +38,9 @@ from urllib.parse import urlsplit
 
 from ray.tune import Callback
 
+from dist_spk.errors import DistSpkError
 from dist_spk.launch.secrets import JOB_CONFIG_VAR, SECRETS, adopt_submitted_secrets  # noqa: F401 (re-exported)
+from dist_spk.runs import storage
 from dist_spk.train.run_dir import STEPS_FILE, JsonlTail
 
 METADATA_KEY = "wandb_api_key"  # `ray job submit --metadata-json '{"wandb_api_key": "..."}'`
@@ -84,14 +86,16 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def experiment_group(exp_dir: Path) -> str:
-    """The experiment's W&B group: its folder's name plus a unique suffix, kept in ``EXP/wandb/experiment.json``."""
+def experiment_group(exp_dir: Path, *, location: str | None = None) -> str:
+    """The experiment's W&B group: its folder's name plus a unique suffix, kept in ``EXP/wandb/experiment.json``
+    (``location``: where the experiment lives, when ``exp_dir`` is its local mirror)."""
     record = Path(exp_dir) / "wandb" / "experiment.json"
     if record.is_file():
         return json.loads(record.read_text())["group"]
     group = f"{Path(exp_dir).name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"group": group, "experiment": str(Path(exp_dir).resolve())}, indent=1) + "\n")
+    where = location or str(Path(exp_dir).resolve())
+    record.write_text(json.dumps({"group": group, "experiment": where}, indent=1) + "\n")
     return group
 
 
@@ -150,10 +154,13 @@ class TrialRuns(Callback):
     """One W&B run per trial, opened, logged and finished in the search's driver process."""
 
     def __init__(self, *, project: str, exp_dir: Path, objective: str, base: dict[str, Any], offline: bool,
-                 sweep_id: str | None = None, job_type: str = "trial", poll_seconds: float = 2.0):
+                 sweep_id: str | None = None, job_type: str = "trial", poll_seconds: float = 2.0,
+                 location: str | None = None):
+        # W&B's files go to exp_dir (local: the experiment, or its mirror); trials' step logs are read at location
         self.project, self.exp_dir, self.objective = project, str(exp_dir), objective
+        self.location = location or str(Path(exp_dir).resolve())
         self.base, self.offline, self.job_type, self.sweep_id = flatten(base), offline, job_type, sweep_id
-        self.group = experiment_group(Path(exp_dir))
+        self.group = experiment_group(Path(exp_dir), location=self.location)
         self.poll_seconds = poll_seconds
         self._runs: dict[str, Any] = {}
         self._steps: dict[str, JsonlTail] = {}
@@ -175,7 +182,7 @@ class TrialRuns(Callback):
                            id=f"{self.group}-{trial.trial_id}", resume="allow", config=config)
             self._runs[trial.trial_id] = run
             # a trial resumed by a new driver had its earlier steps streamed by the old one
-            self._steps[trial.trial_id] = JsonlTail(Path(self.exp_dir) / "trials" / trial.trial_id / STEPS_FILE,
+            self._steps[trial.trial_id] = JsonlTail(storage.join(self.location, "trials", trial.trial_id, STEPS_FILE),
                                                     from_end=True)
         return run
 
@@ -245,14 +252,17 @@ class FollowRun:
     epoch, so its ``early_terminate`` works. ``with FollowRun(...): run_training(...)``.
     """
 
-    def __init__(self, *, run_dir: Path, project: str, objective: str, config: dict[str, Any], resume: bool,
+    def __init__(self, *, run_dir: str | Path, project: str, objective: str, config: dict[str, Any], resume: bool,
                  interval: float = 2.0):
-        self.run_dir, self.project, self.objective = Path(run_dir), project, objective
+        # the run's files are read where they are written (a path, or the store rank 0 publishes to); W&B's own
+        # files go to the local folder (the run directory, or its mirror)
+        self.location, self.run_dir = storage.normalize(run_dir), storage.local_mirror(run_dir)
+        self.project, self.objective = project, objective
         self.config, self.resume, self.interval = flatten(config), resume, interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_epoch = -1  # epochs up to this one are in W&B already
-        self._steps = JsonlTail(self.run_dir / STEPS_FILE, from_end=resume)
+        self._steps = JsonlTail(storage.join(self.location, STEPS_FILE), from_end=resume)
         self._best = math.inf
         self.run = None
         self.offline = False
@@ -261,6 +271,9 @@ class FollowRun:
         self.offline = logs_offline()
         record = self.run_dir / "wandb" / "run.json"
         record.parent.mkdir(parents=True, exist_ok=True)
+        stored = storage.join(self.location, "wandb", "run.json")
+        if self.resume and storage.is_remote(self.location) and storage.is_file(stored):
+            record.write_bytes(storage.read_bytes(stored))
         run_id = os.environ.get("WANDB_RUN_ID")  # set by `wandb agent`
         if run_id is None and self.resume and record.is_file():
             run_id = json.loads(record.read_text())["id"]  # a resumed run continues its W&B run
@@ -268,7 +281,7 @@ class FollowRun:
                             job_type="train", id=run_id, resume="allow", config=self.config, allow_val_change=True)
         record.write_text(json.dumps({"id": self.run.id, "project": self.project}) + "\n")
         if self.resume:  # the epochs W&B has from before the interruption
-            self._last_epoch = max((json.loads(line).get("epoch", -1) for line in _metric_lines(self.run_dir)),
+            self._last_epoch = max((json.loads(line).get("epoch", -1) for line in _metric_lines(self.location)),
                                    default=-1)
         self._thread = threading.Thread(target=self._follow, name="wandb-follow", daemon=True)
         self._thread.start()
@@ -281,7 +294,7 @@ class FollowRun:
     def _log_new(self) -> None:
         for row in self._steps.rows():  # the steps first: the epoch rows that follow close them
             self.run.log(row)
-        for line in _metric_lines(self.run_dir):
+        for line in _metric_lines(self.location):
             row = {k: v for k, v in json.loads(line).items() if isinstance(v, int | float) and not isinstance(v, bool)}
             if row.get("epoch", -1) <= self._last_epoch:
                 continue
@@ -296,12 +309,11 @@ class FollowRun:
         self.run.finish(exit_code=0 if error is None else 1)
 
 
-def _metric_lines(run_dir: Path) -> list[str]:
+def _metric_lines(location: str) -> list[str]:
     """Complete lines of ``metrics.jsonl`` (a line being written has no newline yet)."""
-    path = Path(run_dir) / "metrics.jsonl"
     try:
-        text = path.read_text()
-    except OSError:
+        text = storage.read_text(storage.join(location, "metrics.jsonl"))
+    except (OSError, DistSpkError):
         return []
     return [line for line in text.split("\n")[:-1] if line.strip()]
 
@@ -387,14 +399,15 @@ def register_sweep(exp_dir: Path, sweep: dict[str, Any], *, project: str) -> str
 
 
 def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[str, Any],
-                   sweep: dict[str, Any] | None = None) -> tuple[TrialRuns, bool]:
-    """(the callback, offline?) for a search writing to ``exp_dir``.
+                   sweep: dict[str, Any] | None = None, location: str | None = None) -> tuple[TrialRuns, bool]:
+    """(the callback, offline?) for a search writing to ``exp_dir`` (its local mirror when ``location``, where the
+    experiment lives, is an object store).
 
     Offline as :func:`logs_offline` decides (an unreachable server is said on the console). Online, ``sweep`` (the
     search as a W&B sweep config) is registered and every trial's run joins it.
     """
     offline = logs_offline(announce_dir=exp_dir / "wandb")
-    (exp_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    experiment_group(exp_dir, location=location)  # the record names where the experiment lives
     sweep_id = register_sweep(exp_dir, sweep, project=project) if sweep and not offline else None
     return TrialRuns(project=project, exp_dir=exp_dir, objective=objective, base=base, offline=offline,
-                     sweep_id=sweep_id), offline
+                     sweep_id=sweep_id, location=location), offline

@@ -1,0 +1,1 @@
+"""Run artifacts every layer may use, without Ray: storage locations (local or object stores)."""
