@@ -6,6 +6,7 @@
     asha         ASHA vs FIFO on the same 12 trials (medium corpus); start-up cost  ~25 min
     trial_start  per-trial start-up, local test mode, preemption watcher off vs on  ~4 min
     heldout      the demo's best models on unseen voices, beside trivial baselines  ~3 min (after make demo)
+    checkpoint_bytes  bytes per epoch to the experiment, before/after one-copy checkpoints (strace)  ~6 min
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout")
+NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout", "checkpoint_bytes")
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(NAMES)

@@ -69,6 +69,9 @@ class StartsAndStops:
         self.stop()
 
 
+NODE_MARKER = "DIST_SPK_TEST_NODE"  # in the environment of every process a worker node starts
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,9 +81,11 @@ def _free_port() -> int:
 class LocalCluster(StartsAndStops):
     """``with LocalCluster(nodes=2, cpus_per_node=2) as cluster: cluster.submit(...)``."""
 
-    def __init__(self, *, nodes: int = 2, cpus_per_node: int = 2):
+    def __init__(self, *, nodes: int = 2, cpus_per_node: int = 2, head_cpus: int | None = None,
+                 extra_env: dict[str, str] | None = None):
         self.nodes = nodes
         self.cpus = cpus_per_node
+        self.head_cpus = cpus_per_node if head_cpus is None else head_cpus  # 0: nothing but drivers on the head
         # short: Ray puts unix sockets under the temp dir, and their paths have a length limit
         self.root = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
         self.temp_dir = self.root / "ray"
@@ -90,6 +95,7 @@ class LocalCluster(StartsAndStops):
                     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.env.pop("RAY_ADDRESS", None)
         self.env.pop("WANDB_API_KEY", None)
+        self.env.update(extra_env or {})
 
     @property
     def dashboard(self) -> str:
@@ -103,7 +109,7 @@ class LocalCluster(StartsAndStops):
         token = self.ray("get-auth-token", "--generate")  # into $HOME/.ray/auth_token (stdout not kept)
         assert token.returncode == 0, token.stderr
         head = self.ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
-                        f"--num-cpus={self.cpus}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                        f"--num-cpus={self.head_cpus}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                         f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.temp_dir}",
                         "--disable-usage-stats")
         assert head.returncode == 0, head.stdout + head.stderr
@@ -112,7 +118,7 @@ class LocalCluster(StartsAndStops):
             # such as the job's working directory
             node = self.ray("start", f"--address=127.0.0.1:{self.port}", "--node-ip-address=127.0.0.1",
                             f"--num-cpus={self.cpus}", f"--temp-dir={self.root / f'node{index}'}",
-                            "--disable-usage-stats")
+                            "--disable-usage-stats", env={**self.env, NODE_MARKER: f"node{index}"})
             assert node.returncode == 0, node.stdout + node.stderr
         self._wait_for_nodes()
         return self
@@ -122,7 +128,8 @@ class LocalCluster(StartsAndStops):
         status = None
         while time.time() < deadline:
             status = self.ray("status", f"--address=127.0.0.1:{self.port}")
-            if status.returncode == 0 and f"{self.nodes * self.cpus}.0 CPU" in status.stdout:
+            cpus = self.head_cpus + (self.nodes - 1) * self.cpus
+            if status.returncode == 0 and f"{cpus}.0 CPU" in status.stdout:
                 return
             time.sleep(2)
         raise AssertionError(f"the cluster never had {self.nodes} nodes: {status.stdout if status else ''}")
@@ -148,6 +155,20 @@ class LocalCluster(StartsAndStops):
     def processes(self) -> list[int]:
         """Every live process whose command line or environment names this cluster's folder."""
         return processes_naming(str(self.root).encode())
+
+    def node_processes(self, index: int) -> list[int]:
+        """The processes of worker node ``index`` (1..nodes-1): its raylet and everything the raylet started."""
+        return processes_naming(f"{NODE_MARKER}=node{index}".encode())
+
+    def node_of(self, pid: int) -> int | None:
+        """The worker node a process runs on (None: the head)."""
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        marker = next((item for item in environ if item.startswith(f"{NODE_MARKER}=".encode())), None)
+        return int(marker.split(b"=node")[1]) if marker else None
+
+    def kill_node(self, index: int) -> None:
+        """Worker node ``index`` disappears at once, as a preempted spot instance does."""
+        kill_until_gone(lambda: self.node_processes(index))
 
     def stop(self) -> None:
         kill_until_gone(self.processes, rounds=3)
