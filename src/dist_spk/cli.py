@@ -762,8 +762,8 @@ def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
 
 @app.command("doctor")
 def doctor(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Experiment directory to check: on a cluster, the shared "
-                                      "storage your searches will write to.")] = Path("."),
+    out: Annotated[str, typer.Option("--out", "-o", help="Experiment directory to check: on a cluster, the shared "
+                                     "storage or object store (s3://...) your searches will write to.")] = ".",
     preset: Preset = "cluster",
     no_scale: Annotated[bool, typer.Option("--no-scale", help="Check only node types that have a node up; never ask "
                                            "the autoscaler for one.")] = False,

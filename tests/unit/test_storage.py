@@ -109,3 +109,17 @@ def test_pointers_name_the_one_stored_checkpoint_locally_and_on_a_store(s3, tmp_
         prepare_run_dir(remote, resume=False)
     with pytest.raises(DistSpkError, match="neither checkpoints/best.json"):
         resolve_checkpoint(f"s3://{BUCKET}/exp/trials/none")
+
+
+def test_doctor_checks_an_object_store_from_the_driver_and_every_node(s3):
+    from dist_spk.launch.doctor import FAIL, OK, check_experiment_dir, node_report, rows_for_node
+
+    row, probe = check_experiment_dir(f"s3://{BUCKET}/exp")
+    assert row.status == OK and probe.startswith(f"s3://{BUCKET}/exp/.doctor-probe-")
+    assert node_report(probe)["probe_seen"]  # what each node type runs: it reads the probe with its credentials
+    row, none = check_experiment_dir("s3://no-such-bucket/exp")
+    assert row.status == FAIL and none is None and "s3://no-such-bucket/exp: cannot write there" in row.detail
+    report = {**node_report(probe), "probe_seen": False}
+    (storage_row,) = [r for r in rows_for_node("gpu", report, offers_gpu=False, probe=probe)
+                      if r.check == "shared storage"]
+    assert storage_row.status == FAIL and "credentials for the store" in storage_row.detail

@@ -10,11 +10,15 @@ directory, W&B (key, reachability, login) and the model-hub token when the prese
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from dist_spk.errors import DistSpkError
+from dist_spk.runs import storage
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 DRIVER = "driver"
@@ -63,7 +67,10 @@ def node_report(probe: str | None) -> dict[str, object]:
         report["decode"], report["decode_ok"] = decode_check(), True
     except Exception as err:  # noqa: BLE001 - missing FFmpeg libraries raise OSError/RuntimeError from torchcodec
         report["decode"], report["decode_ok"] = f"{type(err).__name__}: {str(err).splitlines()[0][:300]}", False
-    report["probe_seen"] = None if probe is None else Path(probe).is_file()
+    try:
+        report["probe_seen"] = None if probe is None else storage.is_file(probe)
+    except (OSError, DistSpkError):  # an object store this node has no credentials for
+        report["probe_seen"] = False
     return report
 
 
@@ -88,10 +95,13 @@ def rows_for_node(where: str, report: dict[str, object], *, offers_gpu: bool, pr
     if probe is None:
         rows.append(Row("shared storage", where, WARN, "not checked (the experiment directory is not usable)"))
     elif report["probe_seen"]:
-        rows.append(Row("shared storage", where, OK, f"sees {Path(probe).parent}"))
+        rows.append(Row("shared storage", where, OK, f"sees {storage.join(probe, '..')}"))
+    elif storage.is_remote(probe):
+        rows.append(Row("shared storage", where, FAIL, f"cannot read {storage.join(probe, '..')}: give this node type "
+                        "credentials for the store (an instance role, or the AWS_* variables in the runtime env)"))
     else:
         rows.append(Row("shared storage", where, FAIL, f"does not see {Path(probe).parent}: put --out on storage "
-                        "every node mounts (NFS, EFS)"))
+                        "every node mounts (NFS, EFS), or on an object store (s3://...)"))
     return rows
 
 
@@ -100,15 +110,23 @@ def rows_for_node(where: str, report: dict[str, object], *, offers_gpu: bool, pr
 # ---------------------------------------------------------------------------------------------
 
 
-def check_experiment_dir(out: Path) -> tuple[Row, str | None]:
-    """The experiment directory can be created and written here; returns (row, probe file for the nodes)."""
-    probe = Path(out).expanduser().absolute() / f".doctor-probe-{uuid.uuid4().hex[:12]}"
+def check_experiment_dir(out: str | Path) -> tuple[Row, str | None]:
+    """The experiment directory (a path or an object-store URI) can be created and written here; returns (row, probe
+    file for the nodes)."""
+    where = storage.normalize(Path(out).expanduser() if not storage.is_remote(out) else out)
+    probe = storage.join(where, f".doctor-probe-{uuid.uuid4().hex[:12]}")
     try:
-        probe.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_text("dist_spk doctor\n")
-    except OSError as err:
-        return Row("experiment dir", DRIVER, FAIL, f"{probe.parent}: cannot write there ({err.strerror or err})"), None
-    return Row("experiment dir", DRIVER, OK, f"{probe.parent} is writable"), str(probe)
+        storage.write_text(probe, "dist_spk doctor\n")
+    except (OSError, DistSpkError) as err:
+        detail = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        return Row("experiment dir", DRIVER, FAIL, f"{where}: cannot write there ({detail})"), None
+    return Row("experiment dir", DRIVER, OK, f"{where} is writable"), probe
+
+
+def _remove_probe(probe: str | None) -> None:
+    if probe:
+        with contextlib.suppress(OSError, DistSpkError):
+            storage.delete(probe)
 
 
 def check_wandb() -> Row:
@@ -151,7 +169,6 @@ def check_hub_token(preset: str) -> Row:
 def check_search_shapes(preset: str, capacity) -> list[Row]:
     """How many trials of each task's preset this cluster runs at once, or why it can run none."""
     from dist_spk.config import PRESETS
-    from dist_spk.errors import DistSpkError
     from dist_spk.launch.capacity import plan_concurrency
 
     rows = []
@@ -172,7 +189,7 @@ def check_search_shapes(preset: str, capacity) -> list[Row]:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_doctor(*, out: Path, preset: str = "cluster", scale: bool = True, timeout: float = 900,
+def run_doctor(*, out: str | Path, preset: str = "cluster", scale: bool = True, timeout: float = 900,
                progress=print) -> list[Row]:
     """Every check, driver side then one node of each node type; ``progress`` gets one line per step."""
     import ray
@@ -188,8 +205,7 @@ def run_doctor(*, out: Path, preset: str = "cluster", scale: bool = True, timeou
         connect_ray()
         capacity = read_cluster_capacity()
     except Exception as err:  # noqa: BLE001 - unreachable address, missing auth token: a row, not a traceback
-        if probe:
-            Path(probe).unlink(missing_ok=True)
+        _remove_probe(probe)
         detail = str(err).strip().splitlines()[-1][:300] if str(err).strip() else type(err).__name__
         return [*rows, Row("ray", DRIVER, FAIL, f"cannot join {where}: {type(err).__name__}: {detail} (with token "
                            "auth, set RAY_AUTH_MODE=token and the token path)")]
@@ -202,8 +218,7 @@ def run_doctor(*, out: Path, preset: str = "cluster", scale: bool = True, timeou
         for node_type in capacity.node_types:
             rows += _check_node_type(node_type, probe=probe, scale=scale, timeout=timeout, progress=progress)
     finally:
-        if probe:
-            Path(probe).unlink(missing_ok=True)
+        _remove_probe(probe)
     return rows
 
 
