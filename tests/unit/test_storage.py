@@ -123,3 +123,15 @@ def test_doctor_checks_an_object_store_from_the_driver_and_every_node(s3):
     (storage_row,) = [r for r in rows_for_node("gpu", report, offers_gpu=False, probe=probe)
                       if r.check == "shared storage"]
     assert storage_row.status == FAIL and "credentials for the store" in storage_row.detail
+
+
+def test_a_uri_can_carry_its_endpoint_instead_of_the_environment(s3, monkeypatch):
+    endpoint = s3["AWS_ENDPOINT_URL"].removeprefix("http://")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    location = f"s3://{BUCKET}/exp?endpoint_override={endpoint}&scheme=http"
+    storage.check_writable(location)
+    storage.write_text(storage.join(location, "trials", "t1", "metrics.jsonl"), '{"epoch": 0}\n')
+    assert storage.join(location, "trials") == f"s3://{BUCKET}/exp/trials?endpoint_override={endpoint}&scheme=http"
+    assert storage.list_names(storage.join(location, "trials")) == ["t1"]
+    assert JsonlTail(storage.join(location, "trials", "t1", "metrics.jsonl")).rows() == [{"epoch": 0}]
+    assert storage.local_mirror(location).name == "exp"
