@@ -587,12 +587,14 @@ def evaluate_spk(
     trials: Annotated[Path, typer.Option(help="VoxCeleb-format trial list (1 enroll test).")],
     format: Annotated[str, typer.Option(help="auto, voxceleb, kaldi, csv or diarization.")] = "auto",
     asnorm: Annotated[int, typer.Option(help="AS-norm cohort size (speakers outside the trials); 0 = off.")] = 0,
+    clustering: Annotated[str, typer.Option(help="agglomerative, hdbscan or bisecting_kmeans (for ari, nmi, "
+                                            "fmi).")] = "agglomerative",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the metrics as JSON.")] = None,
 ) -> None:
-    """EER, minDCF (p 0.01 and 0.05), clustering ARI/NMI on a trial list; AS-norm figures with --asnorm."""
+    """EER, minDCF (p 0.01 and 0.05), clustering ARI/NMI/FMI on a trial list; AS-norm figures with --asnorm."""
     from dist_spk.speaker.inference import evaluate_speaker
 
-    metrics = evaluate_speaker(checkpoint, data, trials, format=format, asnorm_cohort=asnorm)
+    metrics = evaluate_speaker(checkpoint, data, trials, format=format, asnorm_cohort=asnorm, clustering=clustering)
     _print_metrics(f"{checkpoint} on {trials}", metrics, out)
 
 
@@ -609,6 +611,8 @@ def evaluate_pipeline_command(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the report as JSON.")] = None,
     rttm_dir: Annotated[Path | None, typer.Option(help="Folder for one RTTM per file (default: next to --out, "
                                                   "else ./rttm).")] = None,
+    clustering: Annotated[str, typer.Option(help="agglomerative (pyannote's), hdbscan or bisecting_kmeans.")]
+    = "agglomerative",
 ) -> None:
     """Full diarization with our two models: DER (collar 0 and ±0.25 s), per-file table, RTTMs."""
     import json
@@ -622,7 +626,8 @@ def evaluate_pipeline_command(
     if rttm_dir is None:
         rttm_dir = out.with_suffix("").with_name(out.stem + "_rttm") if out else Path("rttm")
     report = evaluate_pipeline(segmentation, embedding, data if data == SAMPLE else Path(data), split=split,
-                               tune_on=tune_on, iterations=iterations, protocol=protocol, rttm_dir=rttm_dir)
+                               tune_on=tune_on, iterations=iterations, protocol=protocol, rttm_dir=rttm_dir,
+                               clustering=clustering)
     print_report(report)
     typer.echo(f"RTTMs: {rttm_dir}/")
     if out is not None:

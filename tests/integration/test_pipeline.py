@@ -41,6 +41,17 @@ def test_evaluate_reports_default_and_tuned_der_and_writes_an_rttm_per_file(seg_
         assert len(hypothesis.labels()) == row["hypothesis_speakers"]
 
 
+@pytest.mark.parametrize("clustering", ["hdbscan", "bisecting_kmeans"])
+def test_other_clusterings_diarize_and_tune_their_own_parameters(seg_run, spk_run, small_corpus, clustering):
+    report = evaluate_pipeline(seg_run[0], spk_run[0], small_corpus / "diar", split="test", tune_on="dev",
+                               iterations=3, clustering=clustering)
+    assert report["clustering"] == clustering
+    expected = {"min_cluster_size"} if clustering == "hdbscan" else set()
+    assert set(report["tuned"]["params"].get("clustering", {})) == expected
+    for row in report["tuned"]["files"]:
+        assert row["hypothesis_speakers"] >= 1 and row["collar_0"]["der"] >= 0.0
+
+
 def test_cli_runs_on_pyannotes_real_sample_and_writes_json(seg_run, spk_run, tmp_path):
     out = tmp_path / "sample.json"
     result = run_cli("evaluate", "pipeline", "--segmentation", seg_run[0], "--embedding", spk_run[0],

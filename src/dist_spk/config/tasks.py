@@ -341,6 +341,14 @@ class HeadConfig:
 
 
 @dataclass
+class SpkEvalConfig:
+    """How each epoch's held-out embeddings are clustered for ``ari``, ``nmi`` and ``fmi`` (with the oracle speaker
+    count where the method takes one; :mod:`dist_spk.speaker.clustering`)."""
+
+    clustering: Literal["agglomerative", "hdbscan", "bisecting_kmeans"] = "agglomerative"
+
+
+@dataclass
 class SpkConfig:
     """Everything one speaker-encoder training run needs."""
 
@@ -348,6 +356,7 @@ class SpkConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     model: SpkModelConfig = field(default_factory=SpkModelConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    eval: SpkEvalConfig = field(default_factory=SpkEvalConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

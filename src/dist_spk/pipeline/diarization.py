@@ -2,12 +2,14 @@
 
 Segmentation: a fine-tuned PyanNet checkpoint (``dist-spk train seg``/``tune seg``, or any pyannote
 segmentation checkpoint). Embedding: our speaker encoder (:mod:`dist_spk.pipeline.embedding`).
-Clustering: pyannote's agglomerative clustering. (pyannote 4's default, VBx, needs a PLDA fitted to
-the embedding space; the hub's PLDA belongs to the WeSpeaker ResNet, not to our encoder.)
+Clustering: pyannote's agglomerative clustering, or HDBSCAN or bisecting k-means
+(:mod:`dist_spk.pipeline.clustering`). (pyannote 4's default, VBx, needs a PLDA fitted to the embedding space; the
+hub's PLDA belongs to the WeSpeaker ResNet, not to our encoder.)
 
-Hyper-parameters: ``segmentation.min_duration_off``, ``clustering.threshold`` and
-``clustering.min_cluster_size``; the linkage is fixed to ``centroid``, as in pyannote's pretrained
-pipelines. Tuning uses pyannote.pipeline's optimizer (Optuna TPE) on whole files of a split: in its
+Hyper-parameters: ``segmentation.min_duration_off`` and, for agglomerative, ``clustering.threshold`` and
+``clustering.min_cluster_size`` (the linkage is fixed to ``centroid``, as in pyannote's pretrained
+pipelines); for HDBSCAN ``clustering.min_cluster_size``; bisecting k-means has none. Tuning uses
+pyannote.pipeline's optimizer (Optuna TPE) on whole files of a split: in its
 training mode the pipeline caches each file's segmentation and embeddings, so an iteration only
 re-clusters.
 """
@@ -21,11 +23,23 @@ from typing import Any
 from dist_spk.errors import DistSpkError
 
 CLUSTERING = "AgglomerativeClustering"
+CLUSTERINGS = ("agglomerative", "hdbscan", "bisecting_kmeans")
 # The untuned starting point: pyannote/speaker-diarization-3.1's published values.
 DEFAULT_PARAMS: dict[str, Any] = {
     "segmentation": {"min_duration_off": 0.0},
     "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.7045654963945799},
 }
+# the other clusterings' starting points (HDBSCAN: the smallest speaker is ~5 segments of a file)
+CLUSTERING_DEFAULTS: dict[str, dict[str, Any]] = {"agglomerative": DEFAULT_PARAMS["clustering"],
+                                                  "hdbscan": {"min_cluster_size": 5}, "bisecting_kmeans": {}}
+
+
+def default_params(clustering: str = "agglomerative") -> dict[str, Any]:
+    """The untuned parameters of a pipeline with ``clustering``."""
+    if clustering not in CLUSTERINGS:
+        raise DistSpkError(f"unknown clustering {clustering!r}; valid: {', '.join(CLUSTERINGS)}")
+    params = {"segmentation": dict(DEFAULT_PARAMS["segmentation"])}
+    return params | ({"clustering": dict(CLUSTERING_DEFAULTS[clustering])} if CLUSTERING_DEFAULTS[clustering] else {})
 
 
 def _unused_plda():
@@ -39,7 +53,8 @@ def _unused_plda():
     return UnusedPLDA()
 
 
-def build_pipeline(segmentation: str | Path, embedding: str | Path, *, step: float = 0.1, batch_size: int = 32):
+def build_pipeline(segmentation: str | Path, embedding: str | Path, *, step: float = 0.1, batch_size: int = 32,
+                   clustering: str = "agglomerative"):
     """A pyannote ``SpeakerDiarization`` pipeline (returns plain Annotations) from our two checkpoints.
 
     Parameters
@@ -52,13 +67,17 @@ def build_pipeline(segmentation: str | Path, embedding: str | Path, *, step: flo
         Sliding-window step, as a fraction of the segmentation model's chunk duration.
     batch_size
         Chunks per forward pass, for both models.
+    clustering
+        ``agglomerative`` (pyannote's), ``hdbscan`` or ``bisecting_kmeans``.
     """
     from pyannote.audio.pipelines import SpeakerDiarization
 
+    from dist_spk.pipeline.clustering import STEPS
     from dist_spk.pipeline.embedding import SpeakerEncoderModel
     from dist_spk.segmentation.model import allow_checkpoint_classes, load_pretrained
     from dist_spk.train.run_dir import resolve_checkpoint
 
+    params = default_params(clustering)  # an unknown name is refused before any model loads
     allow_checkpoint_classes()
     segmentation_path = Path(segmentation)
     if segmentation_path.exists():
@@ -78,8 +97,11 @@ def build_pipeline(segmentation: str | Path, embedding: str | Path, *, step: flo
             embedding_batch_size=batch_size,
             segmentation_batch_size=batch_size,
         )
-    pipeline.freeze({"clustering": {"method": DEFAULT_PARAMS["clustering"]["method"]}})
-    return pipeline.instantiate(DEFAULT_PARAMS)
+    if clustering in STEPS:
+        pipeline.clustering = STEPS[clustering](metric=pipeline.clustering.metric)
+    else:
+        pipeline.freeze({"clustering": {"method": DEFAULT_PARAMS["clustering"]["method"]}})
+    return pipeline.instantiate(params)
 
 
 def free_params(params: dict) -> dict:
@@ -92,8 +114,8 @@ def tune_pipeline(pipeline, files: list, *, iterations: int = 100, seed: int = 0
     """Search the pipeline's free hyper-parameters on ``files``; return (best params, best loss per iteration).
 
     The objective is pyannote's greedy-mapping DER over all files (collar 0, overlap scored). The
-    first iteration evaluates ``start`` (default :data:`DEFAULT_PARAMS`), so the result is never worse
-    than it on ``files``. The pipeline is left instantiated with the best parameters.
+    first iteration evaluates ``start`` (default: the parameters the pipeline holds now, e.g. its defaults), so the
+    result is never worse than it on ``files``. The pipeline is left instantiated with the best parameters.
     """
     import optuna
     from pyannote.pipeline import Optimizer
@@ -102,7 +124,8 @@ def tune_pipeline(pipeline, files: list, *, iterations: int = 100, seed: int = 0
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optimizer = Optimizer(pipeline, sampler=optuna.samplers.TPESampler(seed=seed))
     best: list[float] = []
-    results = optimizer.tune_iter(files, warm_start=free_params(start or DEFAULT_PARAMS), show_progress=False)
+    start = start or pipeline.parameters(instantiated=True)
+    results = optimizer.tune_iter(files, warm_start=free_params(start), show_progress=False)
     for _ in tqdm(range(iterations), desc="pipeline tuning", unit="iter", disable=not show_progress):
         result = next(results)
         best.append(float(result["loss"]))

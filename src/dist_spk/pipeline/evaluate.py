@@ -119,7 +119,7 @@ def write_rttms(results: list[tuple[dict, Any]], folder: Path) -> None:
 
 def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str | Path, *, split: str = "test",
                       tune_on: str | None = None, iterations: int = 100, protocol: str = "", seed: int = 0,
-                      rttm_dir: Path | None = None) -> dict[str, Any]:
+                      rttm_dir: Path | None = None, clustering: str = "agglomerative") -> dict[str, Any]:
     """Diarize ``split`` with the untuned defaults and, after tuning on ``tune_on``, with the tuned parameters.
 
     Returns a JSON-ready dict: ``default`` (params, DER report), ``tuned`` (params, DER report, the
@@ -131,9 +131,10 @@ def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str
     files = pipeline_files(data, split, protocol=protocol)
     tuning_files = pipeline_files(data, tune_on, protocol=protocol) if tune_on else []
     started = time.perf_counter()
-    pipeline = build_pipeline(segmentation, embedding)
+    pipeline = build_pipeline(segmentation, embedding, clustering=clustering)
     report: dict[str, Any] = {"data": str(data), "split": split, "segmentation": str(segmentation),
-                              "embedding": str(embedding), "baselines": baseline_reports(files)}
+                              "embedding": str(embedding), "clustering": clustering,
+                              "baselines": baseline_reports(files)}
     default_results = diarize(pipeline, files, desc=f"diarizing {split} (default params)")
     report["default"] = {"params": pipeline.parameters(instantiated=True), **der_report(default_results)}
     final = default_results

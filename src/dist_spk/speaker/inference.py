@@ -53,8 +53,10 @@ def embed_utterances(module: SpeakerModule, utterances: list[Utterance], *, batc
 
 
 def evaluate_speaker(checkpoint: str | Path, data: str | Path, trials: str | Path, *, format: str = "auto",
-                     asnorm_cohort: int = 0, asnorm_top_k: int = 100) -> dict[str, float]:
-    """EER, minDCF (0.01, 0.05), ARI and NMI on a trial list; with a cohort, AS-norm figures too.
+                     asnorm_cohort: int = 0, asnorm_top_k: int = 100, clustering: str = "agglomerative"
+                     ) -> dict[str, float]:
+    """EER, minDCF (0.01, 0.05), and ``clustering``'s ARI, NMI and FMI on a trial list; with a cohort, AS-norm
+    figures too.
 
     The AS-norm cohort is the mean embedding of up to ``asnorm_cohort`` speakers absent from the
     trials (three utterances each).
@@ -72,7 +74,8 @@ def evaluate_speaker(checkpoint: str | Path, data: str | Path, trials: str | Pat
     needed = sorted({t.enroll for t in parsed} | {t.test for t in parsed})
     utterances = [keys[k] for k in needed]
     embeddings = embed_utterances(module, utterances)
-    metrics = verification_metrics(embeddings, utterances, parsed) | {"trials": float(len(parsed))}
+    metrics = verification_metrics(embeddings, utterances, parsed, clustering=clustering) | {
+        "trials": float(len(parsed))}
     if asnorm_cohort > 0:
         position = {k: i for i, k in enumerate(needed)}
         enroll = embeddings[[position[t.enroll] for t in parsed]]

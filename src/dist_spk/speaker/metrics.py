@@ -121,15 +121,3 @@ def merge_shards(indices: list[np.ndarray], embeddings: list[np.ndarray], total:
     if np.isnan(merged).any():
         raise ValueError("some items were embedded by no rank")
     return merged
-
-
-def clustering_quality(embeddings: np.ndarray, speakers: list[str]) -> dict[str, float]:
-    """Agglomerative clustering with the oracle speaker count; adjusted Rand index and NMI against the truth."""
-    from sklearn.cluster import AgglomerativeClustering
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-
-    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True).clip(1e-12)
-    count = len(set(speakers))
-    predicted = AgglomerativeClustering(n_clusters=count, metric="cosine", linkage="average").fit_predict(unit)
-    return {"ari": float(adjusted_rand_score(speakers, predicted)),
-            "nmi": float(normalized_mutual_info_score(speakers, predicted))}

@@ -18,17 +18,18 @@ from dist_spk.config import config_from_dict
 from dist_spk.config.tasks import SpkConfig
 from dist_spk.data.speakers import Utterance
 from dist_spk.data.trials import Trial
+from dist_spk.speaker.clustering import clustering_quality
 from dist_spk.speaker.encoder import SpeakerEncoder
 from dist_spk.speaker.head import MarginScheduler, build_head
-from dist_spk.speaker.metrics import clustering_quality, cosine_scores, eer, merge_shards, min_dcf
+from dist_spk.speaker.metrics import cosine_scores, eer, merge_shards, min_dcf
 
 # Lightning advises sync_dist=True for epoch-level values under DDP (a warning per metric, every run);
 # these are computed from the embeddings gathered from every rank (the margin from the step count),
 # so every rank already has the same value
 warnings.filterwarnings("ignore",
-                        message=r"It is recommended to use `self.log\('(eer|min_dcf|min_dcf_p05|ari|nmi|margin)'")
+                        message=r"It is recommended to use `self.log\('(eer|min_dcf|min_dcf_p05|ari|nmi|fmi|margin)'")
 
-SPK_METRICS = ("loss", "accuracy", "eer", "min_dcf", "min_dcf_p05", "ari", "nmi", "margin")
+SPK_METRICS = ("loss", "accuracy", "eer", "min_dcf", "min_dcf_p05", "ari", "nmi", "fmi", "margin")
 SPK_OBJECTIVE = "eer"  # lower is better
 
 
@@ -98,13 +99,15 @@ class SpeakerModule(lightning.LightningModule):
             gathered_indices, gathered_embeddings = gathered_indices[None], gathered_embeddings[None]
         embeddings = merge_shards([i.cpu().numpy() for i in gathered_indices],
                                   [e.cpu().numpy() for e in gathered_embeddings], len(self.eval_utterances))
-        for name, value in verification_metrics(embeddings, self.eval_utterances, self.trials).items():
+        for name, value in verification_metrics(embeddings, self.eval_utterances, self.trials,
+                                                clustering=self.config.eval.clustering).items():
             self.log(name, value, on_epoch=True, sync_dist=False)
 
 
-def verification_metrics(embeddings: np.ndarray, utterances: list[Utterance], trials: list[Trial]
-                         ) -> dict[str, float]:
-    """EER, minDCF at p_target 0.01 and 0.05, ARI and NMI from embeddings of ``utterances``."""
+def verification_metrics(embeddings: np.ndarray, utterances: list[Utterance], trials: list[Trial], *,
+                         clustering: str = "agglomerative") -> dict[str, float]:
+    """EER, minDCF at p_target 0.01 and 0.05, and the ``clustering`` method's ARI, NMI and FMI from embeddings of
+    ``utterances``."""
     position = {u.key: i for i, u in enumerate(utterances)}
     enroll = embeddings[[position[t.enroll] for t in trials]]
     test = embeddings[[position[t.test] for t in trials]]
@@ -112,4 +115,4 @@ def verification_metrics(embeddings: np.ndarray, utterances: list[Utterance], tr
     labels = np.array([t.target for t in trials])
     metrics = {"eer": eer(scores, labels)[0], "min_dcf": min_dcf(scores, labels, p_target=0.01),
                "min_dcf_p05": min_dcf(scores, labels, p_target=0.05)}
-    return metrics | clustering_quality(embeddings, [u.speaker for u in utterances])
+    return metrics | clustering_quality(embeddings, [u.speaker for u in utterances], method=clustering)

@@ -24,7 +24,7 @@ COLUMNS = {
             ("loss/train/segmentation", "loss/train/segmentation"), ("loss/train/vad", "loss/train/vad"),
             ("loss/train", "loss/train")),
     "spk": (("loss", "loss"), ("accuracy", "accuracy"), ("lr", "lr"), ("margin", "margin"), ("eer", "EER"),
-            ("min_dcf", "minDCF"), ("ari", "ARI"), ("nmi", "NMI")),
+            ("min_dcf", "minDCF"), ("ari", "ARI"), ("nmi", "NMI"), ("fmi", "FMI")),
 }
 
 
