@@ -49,3 +49,24 @@ def test_every_trial_gets_the_seed_table_and_one_comparison(tmp_path):
             for r in compared] == [("t_00000", "completed", "0.3", "1", "0.35"),
                                    ("t_00001", "stopped early", "0.5", "0", "0.5")]
     assert compared[0]["optim.lr"] == "0.000312" and compared[0]["train s"] == "30.0"
+
+
+def test_metric_curves_draw_every_reported_metric_with_a_line_per_trial_named_by_its_variant(tmp_path):
+    from dist_spk.tune.plots import NOT_CURVES, _metric_curves
+
+    exp = tmp_path / "exp"
+    curves = {"t_00000": [0.4, 0.3, 0.35], "t_00001": [0.5]}
+    for trial, ders in curves.items():
+        (exp / "trials" / trial).mkdir(parents=True)
+        (exp / "trials" / trial / "metrics.jsonl").write_text(
+            "".join(json.dumps(_epoch(e, d)) + "\n" for e, d in enumerate(ders)))
+    rows = trial_rows(exp, objective="DiarizationErrorRate", epochs=3,
+                      trials=[("t_00000", {"variant": "adam_20"}, False), ("t_00001", {"variant": "nadam"}, False)])
+    write_summary(exp, rows)
+    axes = _metric_curves(exp)
+    panels = {ax.get_title(): ax for ax in axes.flat if ax.get_title()}
+    assert set(panels) == set(_epoch(0, 0.1)) - NOT_CURVES  # lr, losses, DER and its components
+    der = panels["DiarizationErrorRate"]
+    assert sorted(line.get_label() for line in der.get_lines()) == ["t_00000 adam_20", "t_00001 nadam"]
+    (long,) = [line for line in der.get_lines() if line.get_label().startswith("t_00000")]
+    assert list(long.get_ydata()) == curves["t_00000"]

@@ -6,7 +6,10 @@ experiment's Optuna study (:mod:`dist_spk.tune.study`, also written to ``EXP/opt
 - ``parallel_coordinates.png``: every searched parameter on its own axis, one line per trial, coloured by
   its best objective;
 - ``param_importance.png``: Optuna's fANOVA importance of each parameter for the objective;
-- ``contour.png``: the objective over the two most important parameters.
+- ``contour.png``: the objective over the two most important parameters;
+- ``metric_curves.png``: every metric the trials reported per epoch (loss, accuracy, lr, EER, DER and its
+  components, ...), one panel per metric, one line per trial (named with its variant, if any), from
+  ``EXP/trials/*/metrics.jsonl``.
 
 A plot that needs more than the search has (importance and contour need two scored trials and a varied
 parameter, contour two) is drawn as a panel saying so, so the set of files is always the same.
@@ -21,10 +24,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dist_spk.tune.study import load_study, save_study  # noqa: E402
 
-PLOTS = ("optimization_history", "learning_curves", "parallel_coordinates", "param_importance", "contour")
+PLOTS = ("optimization_history", "learning_curves", "parallel_coordinates", "param_importance", "contour",
+         "metric_curves")
+# per-epoch bookkeeping, not metrics
+NOT_CURVES = {"epoch", "step", "wall_time", "epoch_seconds", "startup_seconds", "margin"}
 
 
 def _varied(study) -> list[str]:
@@ -62,11 +69,48 @@ def _draw(name: str, study, objective: str, varied: list[str], important: list[s
         if not important:
             return _note("Parameter importance", "needs two scored trials and a varied parameter")
         ax = vis.plot_param_importances(study, params=varied, target_name=objective)
-    else:
+    elif name == "contour":
         if len(important) < 2:
             return _note("Contour", "needs two scored trials and two varied parameters")
         ax = vis.plot_contour(study, params=important[:2], target_name=objective)
     return ax
+
+
+def _plot(name: str, exp_dir: Path, study, objective: str, varied: list[str], important: list[str]):
+    return _metric_curves(exp_dir) if name == "metric_curves" else _draw(name, study, objective, varied, important)
+
+
+def _metric_curves(exp_dir: Path):
+    """A grid of panels, one per reported metric, with every trial's per-epoch values."""
+    import math
+
+    from dist_spk.train.run_dir import read_metrics
+    from dist_spk.tune.results import read_summary
+
+    rows, _, _ = read_summary(exp_dir)
+    names = {r["trial_id"]: f"{r['trial_id']} {r['variant']}" if r.get("variant") else r["trial_id"] for r in rows}
+    histories = {trial: read_metrics(exp_dir / "trials" / trial) for trial in names}
+    metrics = sorted({k for h in histories.values() for row in h for k, v in row.items()
+                      if k not in NOT_CURVES and isinstance(v, int | float) and not isinstance(v, bool)})
+    if not metrics:
+        return _note("Metric curves", "no trial reported an epoch")
+    columns = min(4, len(metrics))
+    fig, axes = plt.subplots(math.ceil(len(metrics) / columns), columns, squeeze=False,
+                             figsize=(3.6 * columns, 2.6 * math.ceil(len(metrics) / columns)))
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        for trial, history in histories.items():
+            points = [(row["epoch"], row[metric]) for row in history if row.get(metric) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker=".", linewidth=1, label=names[trial])
+        ax.set_title(metric, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    if len(names) <= 12:
+        axes.flat[0].legend(fontsize=6)
+    axes.flat[0].figure.suptitle("Every metric per epoch, one line per trial")
+    return axes
 
 
 def _note(title: str, text: str):
@@ -103,5 +147,5 @@ def draw_report(exp_dir: str | Path) -> list[Path]:
         varied = _varied(study)
         important = _important(study, varied)  # fANOVA once, for the importance and contour plots
         for name in PLOTS:
-            paths.append(_save(_draw(name, study, objective, varied, important), out / f"{name}.png"))
+            paths.append(_save(_plot(name, exp_dir, study, objective, varied, important), out / f"{name}.png"))
     return paths

@@ -105,6 +105,12 @@ def _last_epoch_pbt():
     return LastEpochStaysPBT
 
 
+def trial_name(trial) -> str:
+    """Tune's name of a trial (its status table, its events): the id, and a variant list's name for it."""
+    variant = trial.config.get("variant")
+    return f"{trial.trial_id}-{variant['name']}" if isinstance(variant, dict) else trial.trial_id
+
+
 def scheduler_state(scheduler):
     """A Tune callback that keeps the trial scheduler's state with the experiment, so ``--resume`` keeps ASHA's rungs.
 
@@ -266,6 +272,7 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
                 search_alg=_search_algorithm(config, params, metric, concurrent),
                 num_samples=config.search.num_samples,
                 trial_dirname_creator=lambda trial: trial.trial_id,
+                trial_name_creator=trial_name,
             ),
             run_config=tune.RunConfig(
                 name="tune",
