@@ -29,7 +29,7 @@ History (results.json keeps only the last run):
 - ``asha_compute_fraction`` = trial-epochs ASHA trained / trial-epochs FIFO trained.
 - ``asha_best_metric_gap`` = (best EER under ASHA - best EER under FIFO) / best EER under FIFO.
 - ``trial_overhead_s``: per trial, the seconds from the trial driver launching its worker group to
-  the first training step (``trials/<id>/startup.json``, see ``dist_spk/train/startup.py``), median
+  the first training step (``trials/<id>/startup.json``, see ``dist_spk/runs/startup.py``), median
   over the trials of both searches, and the median of each stage (worker group, imports, data + model, trainer).
 
     python -m bench.asha
@@ -44,7 +44,7 @@ import statistics
 from pathlib import Path
 
 from bench.common import WORK, corpus, metrics, record, run
-from dist_spk.train.startup import STAGES
+from dist_spk.runs.startup import STAGES
 
 SPACE = """parameters:
   optim.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 3.0e-2}

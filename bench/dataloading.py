@@ -25,9 +25,9 @@ BATCHES = 12
 def main() -> None:
     from dist_spk.config import load_config
     from dist_spk.data.protocol import load_protocol
+    from dist_spk.launch.run import prepare_segmentation
     from dist_spk.optim import build_optimizer
     from dist_spk.segmentation.model import build_model
-    from dist_spk.train.run import prepare_segmentation
     from dist_spk.train.seg_loop import build_task
 
     torch.set_num_threads(1)  # one loader process, one training thread: per-process rates

@@ -3,7 +3,7 @@
 Ray 2.60's Train controller starts a ``PreemptionWatcher`` actor for every run: it polls Ray for
 nodes being drained (spot reclaims) so the group can stop cleanly. A single machine is never
 drained, so the local test mode turns it off (``RAY_TRAIN_ENABLE_PREEMPTION_WATCHER=0``, unless set;
-``dist_spk.train.launch.local_ray_env``); on a cluster it stays on. One process fewer per trial
+``dist_spk.launch.ray_train.local_ray_env``); on a cluster it stays on. One process fewer per trial
 matters on a small machine, where every trial's Ray processes start on the same cores.
 
 Each run is a 2-trial, 1-epoch FIFO search (both trials at once on 2 cores); the variants alternate
@@ -19,7 +19,7 @@ import shutil
 import statistics
 
 from bench.common import WORK, corpus, record, run
-from dist_spk.train.startup import STAGES
+from dist_spk.runs.startup import STAGES
 
 VARIANTS = {"watcher_off": "0", "watcher_on": "1"}
 ORDER = ("watcher_off", "watcher_on", "watcher_on", "watcher_off")

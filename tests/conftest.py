@@ -99,7 +99,7 @@ def small_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def seg_run(small_corpus, tmp_path_factory) -> tuple[Path, dict]:
     """A segmentation run of the local preset (2 epochs, in-process) on the small corpus: (run dir, summary)."""
-    from dist_spk.train.run import run_training
+    from dist_spk.launch.run import run_training
 
     out = tmp_path_factory.mktemp("seg") / "run"
     return out, run_training("seg", local_config("seg", small_corpus / "diar", **{"trainer.epochs": 2}), out=out)
@@ -108,7 +108,7 @@ def seg_run(small_corpus, tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="session")
 def spk_run(small_corpus, tmp_path_factory) -> tuple[Path, dict]:
     """A speaker-encoder run of the local preset (20 epochs, in-process) on the small corpus: (run dir, summary)."""
-    from dist_spk.train.run import run_training
+    from dist_spk.launch.run import run_training
 
     out = tmp_path_factory.mktemp("spk") / "run"
     return out, run_training("spk", local_config("spk", small_corpus / "spk", **{"trainer.epochs": 20}), out=out)

@@ -293,8 +293,8 @@ def _train(task: str, resolved, out: str, resume: bool, names: tuple[str, ...]) 
     import os
 
     from dist_spk.config import to_dict
+    from dist_spk.launch.run import OBJECTIVES, run_training
     from dist_spk.runs import storage
-    from dist_spk.train.run import OBJECTIVES, run_training
     from dist_spk.tune.wandb_logging import FollowRun
 
     out = storage.normalize(out)
@@ -363,7 +363,7 @@ def best_of_experiment(exp: str) -> tuple[str, Path]:
     """(task, best config file) of a finished search (a path or an object-store URI), with a clear error otherwise."""
     import json
 
-    from dist_spk.train.run import OBJECTIVES
+    from dist_spk.launch.run import OBJECTIVES
     from dist_spk.tune.results import mirrored_experiment
 
     best = mirrored_experiment(exp, only=("best",)) / "best"
@@ -390,7 +390,7 @@ def train_best(
     resume: Resume = False,
 ) -> None:
     """The long final training of a search's best config (EXP/best/config.yaml), from scratch."""
-    from dist_spk.train.run import OBJECTIVES
+    from dist_spk.launch.run import OBJECTIVES
 
     task, best = best_of_experiment(exp)
     resolved = _resolve(task, "local", best, overrides, **{"data.root": data.resolve() if data else None,
@@ -413,8 +413,8 @@ def _tune(task: str, data: Path, out: str, preset: str, space: Path | None, num_
           scheduler: str | None, search: str | None, workers_per_trial: int | None, gpus_per_worker: float | None,
           max_concurrent: int | None, resume: bool, config: Path | None, overrides: list[str] | None) -> None:
     from dist_spk.config import read_config_file
+    from dist_spk.launch.run import OBJECTIVES
     from dist_spk.runs import storage
-    from dist_spk.train.run import OBJECTIVES
     from dist_spk.tune.runner import tune_task
     from dist_spk.tune.space import grid_of, parse_space, space_path, sweep_overrides
 
@@ -483,7 +483,7 @@ def tune_export_sweep(
 ) -> None:
     """Write the W&B sweep equivalent to a search space, runnable as is by `wandb sweep` + `wandb agent`."""
     from dist_spk.config import load_config
-    from dist_spk.train.run import OBJECTIVES
+    from dist_spk.launch.run import OBJECTIVES
     from dist_spk.tune.space import dump_sweep, load_space, space_path, sweep_command
 
     if task not in OBJECTIVES:
@@ -700,7 +700,7 @@ def demo(
     _print_report(f"demo corpus {corpus / 'diar'}", rows, report.problems + speakers.problems, json_out=None)
     typer.echo(f"[demo] speakers: {len(speakers.manifest.speakers())} speakers, "
                f"{len(speakers.manifest.utterances)} utterances, {len(speakers.trials)} trials")
-    from dist_spk.segmentation.pretrained import pretrained_segmentation
+    from dist_spk.launch.pretrained import pretrained_segmentation
 
     # as the seed teams fine-tune pyannote/segmentation-3.0: a starting model, trained once per machine and cached
     start = pretrained_segmentation(log=typer.echo)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from dist_spk.launch.pretrained import NAME, pretrained_segmentation
 from dist_spk.segmentation.model import load_pretrained
-from dist_spk.segmentation.pretrained import NAME, pretrained_segmentation
 
 pytestmark = pytest.mark.slow
 QUICK = ("trainer.epochs=1", "data.chunks_per_epoch=64", "data.batch_size=16")  # the recipe, shortened for tests

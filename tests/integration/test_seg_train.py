@@ -10,10 +10,10 @@ import torch
 
 from dist_spk.config import load_config
 from dist_spk.errors import DataError, DistSpkError
+from dist_spk.launch.run import run_training
+from dist_spk.runs.run_dir import read_metrics
+from dist_spk.runs.startup import STAGES
 from dist_spk.segmentation.task import SEG_METRICS
-from dist_spk.train.run import run_training
-from dist_spk.train.run_dir import read_metrics
-from dist_spk.train.startup import STAGES
 from tests.conftest import local_config
 
 pytestmark = pytest.mark.slow

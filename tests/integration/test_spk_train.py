@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from dist_spk.errors import DistSpkError
+from dist_spk.launch.run import run_training
+from dist_spk.runs.run_dir import read_metrics
 from dist_spk.speaker.inference import evaluate_speaker, export_torchscript, load_speaker_module
 from dist_spk.speaker.module import SPK_METRICS
-from dist_spk.train.run import run_training
-from dist_spk.train.run_dir import read_metrics
 from tests.conftest import local_config
 
 pytestmark = pytest.mark.slow

@@ -22,8 +22,9 @@ from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from dist_spk.config import load_config, to_dict
 from dist_spk.errors import DistSpkError
-from dist_spk.train.launch import ray_worker, torch_config, training_error
-from dist_spk.train.run import run_training
+from dist_spk.launch.ray_train import torch_config, training_error
+from dist_spk.train.worker import ray_worker
+from dist_spk.launch.run import run_training
 
 data, out = sys.argv[1], sys.argv[2]
 ray.init(num_cpus=2, num_gpus=1, include_dashboard=True)

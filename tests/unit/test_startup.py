@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dist_spk.train import startup
+from dist_spk.runs import startup
 
 
 def test_breakdown_splits_launch_to_first_step_into_the_stages():

@@ -9,7 +9,7 @@ import pytest
 
 from dist_spk.errors import DistSpkError
 from dist_spk.runs import storage
-from dist_spk.train.run_dir import (
+from dist_spk.runs.run_dir import (
     JsonlTail,
     point_checkpoint,
     prepare_run_dir,

@@ -116,7 +116,8 @@ def test_report_draws_every_plot(tmp_path):
     exp, _, _ = _fake_experiment(tmp_path)
     paths = draw_report(exp)
     assert [p.name for p in paths] == ["optimization_history.png", "learning_curves.png",
-                                       "parallel_coordinates.png", "param_importance.png", "contour.png"]
+                                       "parallel_coordinates.png", "param_importance.png", "contour.png",
+                                       "metric_curves.png"]
     for path in paths:
         assert Image.open(path).size[0] > 300
     with pytest.raises(DistSpkError, match="no summary.csv"):

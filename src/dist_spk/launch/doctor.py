@@ -195,7 +195,7 @@ def run_doctor(*, out: str | Path, preset: str = "cluster", scale: bool = True, 
     import ray
 
     from dist_spk.launch.capacity import read_cluster_capacity
-    from dist_spk.train.launch import connect_ray
+    from dist_spk.launch.ray_train import connect_ray
 
     rows: list[Row] = []
     exp_row, probe = check_experiment_dir(out)

@@ -74,8 +74,9 @@ def build_pipeline(segmentation: str | Path, embedding: str | Path, *, step: flo
 
     from dist_spk.pipeline.clustering import STEPS
     from dist_spk.pipeline.embedding import SpeakerEncoderModel
-    from dist_spk.segmentation.model import allow_checkpoint_classes, load_pretrained
-    from dist_spk.train.run_dir import resolve_checkpoint
+    from dist_spk.runs.checkpoints import allow_checkpoint_classes
+    from dist_spk.runs.run_dir import resolve_checkpoint
+    from dist_spk.segmentation.model import load_pretrained
 
     params = default_params(clustering)  # an unknown name is refused before any model loads
     allow_checkpoint_classes()

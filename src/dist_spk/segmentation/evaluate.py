@@ -19,7 +19,7 @@ from dist_spk.config import config_from_dict
 from dist_spk.config.tasks import SegLossConfig
 from dist_spk.data.layout import PYANNOTE_SUBSET
 from dist_spk.errors import ConfigError, DistSpkError
-from dist_spk.train.run_dir import resolve_checkpoint
+from dist_spk.runs.run_dir import resolve_checkpoint
 
 
 class SubsetProtocol(SpeakerDiarizationProtocol):

@@ -7,7 +7,6 @@ import warnings
 from pathlib import Path
 
 import lightning
-import torch
 from pyannote.audio import Model
 from pyannote.audio.models.segmentation import PyanNet
 
@@ -112,14 +111,3 @@ class FreezeSincNet(lightning.Callback):
         if trainer.current_epoch < self.epochs:
             for parameter in pl_module.sincnet.parameters():
                 parameter.grad = None
-
-
-def allow_checkpoint_classes() -> None:
-    """Let ``torch.load(weights_only=True)`` read pyannote checkpoints: they pickle the task specifications.
-
-    These three plain classes are all a pyannote checkpoint holds beyond tensors and builtins, so
-    resuming never needs the unsafe full unpickler.
-    """
-    from pyannote.audio.core.task import Problem, Resolution, Specifications
-
-    torch.serialization.add_safe_globals([Specifications, Problem, Resolution])

@@ -16,10 +16,10 @@ from dist_spk.data.problems import format_problems
 from dist_spk.data.speakers import Utterance, load_speakers
 from dist_spk.data.trials import parse_trials
 from dist_spk.errors import DataError, DistSpkError
+from dist_spk.runs.run_dir import resolve_checkpoint
 from dist_spk.speaker.data import EvalUtterances, pad_batch
 from dist_spk.speaker.metrics import as_norm, cosine_scores, eer, min_dcf
 from dist_spk.speaker.module import SpeakerModule, verification_metrics
-from dist_spk.train.run_dir import resolve_checkpoint
 
 
 def load_speaker_module(checkpoint: str | Path) -> SpeakerModule:
@@ -28,7 +28,7 @@ def load_speaker_module(checkpoint: str | Path) -> SpeakerModule:
     Loaded with ``weights_only=True``: a checkpoint cannot run code. A checkpoint of another task,
     or a damaged file, is one clear error.
     """
-    from dist_spk.train.checkpoints import TASK_NAMES, read_checkpoint
+    from dist_spk.runs.checkpoints import TASK_NAMES, read_checkpoint
 
     path, _ = resolve_checkpoint(checkpoint)
     payload, task = read_checkpoint(path)

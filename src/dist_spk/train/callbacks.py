@@ -8,8 +8,8 @@ from pathlib import Path
 import lightning
 
 from dist_spk.config.tasks import OptimConfig
-from dist_spk.train import startup
-from dist_spk.train.run_dir import append_metrics, append_step, keep_epochs_before, read_metrics
+from dist_spk.runs import startup
+from dist_spk.runs.run_dir import append_metrics, append_step, keep_epochs_before, read_metrics
 from dist_spk.train.worker_metrics import WorkerMonitor
 
 
@@ -25,13 +25,13 @@ class EpochReport(lightning.Callback):
     session
         :class:`~dist_spk.train.session.LocalSession` or ``RaySession``.
     run_dir
-        The run directory (see :mod:`dist_spk.train.run_dir`).
+        The run directory (see :mod:`dist_spk.runs.run_dir`).
     objective
         The metric that picks ``best.ckpt`` (lower is better).
     shown
         Metric names printed on the console line.
     payload
-        The worker's payload: its start-up stamps (:mod:`dist_spk.train.startup`) get the first
+        The worker's payload: its start-up stamps (:mod:`dist_spk.runs.startup`) get the first
         training step, and epoch 0's row the ``startup_seconds``.
     """
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from dist_spk.config import config_from_dict
 from dist_spk.config.tasks import SegConfig
-from dist_spk.train.startup import stamp
+from dist_spk.runs.startup import stamp
 
 
 def build_task(config: SegConfig, protocol, *, cache: str | Path | None):
@@ -42,7 +42,8 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
 
     from dist_spk.data.protocol import load_protocol
     from dist_spk.optim import attach_optimizers
-    from dist_spk.segmentation.model import FreezeSincNet, allow_checkpoint_classes, build_model
+    from dist_spk.runs.checkpoints import allow_checkpoint_classes
+    from dist_spk.segmentation.model import FreezeSincNet, build_model
     from dist_spk.segmentation.task import SEG_OBJECTIVE
     from dist_spk.train.callbacks import ApplyOptimSettings, EpochReport
     from dist_spk.train.trainer import build_trainer

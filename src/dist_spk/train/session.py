@@ -7,7 +7,7 @@ A worker loop receives a session and never imports Ray itself:
 - :class:`RaySession`: inside a Ray Train worker group, with Ray's DDP strategy and environment;
   reports each epoch's metrics and checkpoint to Ray, resumes from Ray's latest checkpoint. The checkpoint is
   written to node-local scratch and Ray uploads it to the run's storage: that upload is its one durable copy
-  (``last``/``best`` in the run directory point at it, :func:`dist_spk.train.run_dir.point_checkpoint`).
+  (``last``/``best`` in the run directory point at it, :func:`dist_spk.runs.run_dir.point_checkpoint`).
 
 Each session has the run directory the loop writes (``session.run_dir``): the run's location itself, or, when that
 is on an object store (``s3://...``), a node-local scratch copy whose small files rank 0 publishes after every epoch.
@@ -25,9 +25,8 @@ from typing import Any
 
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.cuda import require_cuda
-from dist_spk.runs import storage
-from dist_spk.train import startup
-from dist_spk.train.run_dir import METRICS_FILE, STEPS_FILE, best_checkpoint, last_checkpoint
+from dist_spk.runs import startup, storage
+from dist_spk.runs.run_dir import METRICS_FILE, STEPS_FILE, best_checkpoint, last_checkpoint
 
 CHECKPOINT_NAME = "checkpoint.ckpt"  # inside a Ray checkpoint folder (Ray's Lightning convention)
 

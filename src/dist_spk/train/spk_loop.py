@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.config import config_from_dict, to_dict
-from dist_spk.train.startup import stamp
+from dist_spk.runs.startup import stamp
 
 
 def train_speaker(payload: dict[str, Any], session) -> None:

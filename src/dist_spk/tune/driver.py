@@ -32,8 +32,8 @@ from ray.train import UserCallback
 
 from dist_spk.config import config_from_dict, dump_config, to_dict
 from dist_spk.runs import storage
-from dist_spk.train.run_dir import checkpoints_dir
-from dist_spk.train.startup import launched
+from dist_spk.runs.run_dir import checkpoints_dir
+from dist_spk.runs.startup import launched
 
 CHECKPOINT_PATH_KEY = "checkpoint_path"  # the metric Ray's TuneReportCallback uses for the same thing
 POINTER = "pointer.json"  # what a Tune checkpoint of a trial holds
@@ -109,8 +109,8 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
     from ray import tune
     from ray.util.queue import Empty, Queue
 
-    from dist_spk.train.launch import torch_trainer, training_error
-    from dist_spk.train.run import OBJECTIVES
+    from dist_spk.launch.ray_train import torch_trainer, training_error
+    from dist_spk.launch.run import OBJECTIVES
 
     objective = OBJECTIVES[task]
     trial_id = tune.get_context().get_trial_id()

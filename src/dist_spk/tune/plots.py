@@ -84,7 +84,7 @@ def _metric_curves(exp_dir: Path):
     """A grid of panels, one per reported metric, with every trial's per-epoch values."""
     import math
 
-    from dist_spk.train.run_dir import read_metrics
+    from dist_spk.runs.run_dir import read_metrics
     from dist_spk.tune.results import read_summary
 
     rows, _, _ = read_summary(exp_dir)

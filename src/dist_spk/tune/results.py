@@ -15,7 +15,7 @@ from typing import Any
 
 from dist_spk.errors import DistSpkError
 from dist_spk.runs import storage
-from dist_spk.train.run_dir import read_metrics, resolve_checkpoint
+from dist_spk.runs.run_dir import read_metrics, resolve_checkpoint
 
 STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERROR = "completed", "stopped early", "error"
 FIXED_COLUMNS = ("trial_id", "status", "epochs", "best_epoch")

@@ -29,9 +29,9 @@ from dist_spk.config import save_config, to_dict
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity
+from dist_spk.launch.ray_train import check_gpu_workers, check_shared_storage
+from dist_spk.launch.run import CHECKS, OBJECTIVES, PREPARES
 from dist_spk.runs import storage
-from dist_spk.train.launch import check_gpu_workers, check_shared_storage
-from dist_spk.train.run import CHECKS, OBJECTIVES, PREPARES
 from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep, variant_list
 
 
@@ -43,7 +43,7 @@ def connect_for_search(trainer: TrainerConfig) -> None:
     """
     import ray
 
-    from dist_spk.train.launch import connect_ray, local_ray_env
+    from dist_spk.launch.ray_train import connect_ray, local_ray_env
 
     if ray.is_initialized() or os.environ.get("RAY_ADDRESS"):
         connect_ray()

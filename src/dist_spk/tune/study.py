@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.errors import DistSpkError
-from dist_spk.train.run_dir import read_metrics
+from dist_spk.runs.run_dir import read_metrics
 from dist_spk.tune.space import Param
 
 JOURNAL = "optuna.journal"
@@ -85,7 +85,7 @@ def build_study(exp_dir: Path, *, storage=None):
     from optuna.trial import TrialState, create_trial
 
     from dist_spk.config import read_config_file
-    from dist_spk.train.run import task_ranked_by
+    from dist_spk.launch.run import task_ranked_by
     from dist_spk.tune.results import read_summary
     from dist_spk.tune.space import parse_space
 

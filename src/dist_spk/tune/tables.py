@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from dist_spk.train.run_dir import read_metrics
+from dist_spk.runs.run_dir import read_metrics
 
 # (metric key in metrics.jsonl, column title), in the seed tables' order
 COLUMNS = {
@@ -71,7 +71,7 @@ def epoch_table(history: list[dict], task: str) -> tuple[list[str], list[list]]:
 def write_tables(exp_dir: Path) -> list[Path]:
     """Every trial's epoch table and the comparison table, under ``EXP/report``; returns the Markdown files,
     the comparison first."""
-    from dist_spk.train.run import task_ranked_by
+    from dist_spk.launch.run import task_ranked_by
     from dist_spk.tune.results import read_summary
 
     exp_dir = Path(exp_dir)

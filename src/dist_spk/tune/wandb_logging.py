@@ -41,7 +41,7 @@ from ray.tune import Callback
 from dist_spk.errors import DistSpkError
 from dist_spk.launch.secrets import JOB_CONFIG_VAR, SECRETS, adopt_submitted_secrets  # noqa: F401 (re-exported)
 from dist_spk.runs import storage
-from dist_spk.train.run_dir import STEPS_FILE, JsonlTail
+from dist_spk.runs.run_dir import STEPS_FILE, JsonlTail
 
 METADATA_KEY = "wandb_api_key"  # `ray job submit --metadata-json '{"wandb_api_key": "..."}'`
 KEY_VAR = SECRETS[METADATA_KEY]  # WANDB_API_KEY

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dist_spk.config import read_config_file
 from dist_spk.errors import DistSpkError
-from dist_spk.train.run_dir import STEPS_FILE, read_metrics
+from dist_spk.runs.run_dir import STEPS_FILE, read_metrics
 from dist_spk.tune.wandb_logging import experiment_group, flatten, log_epoch, metrics_of, open_run
 
 
@@ -49,7 +49,7 @@ def replay_trial(exp_dir: Path, trial_id: str, *, status: str, project: str, obj
 
 def sync_experiment(exp_dir: Path, *, project: str | None = None) -> str:
     """Upload an offline experiment as a W&B sweep; return the sweep's id."""
-    from dist_spk.train.run import task_ranked_by
+    from dist_spk.launch.run import task_ranked_by
     from dist_spk.tune.results import read_summary
     from dist_spk.tune.space import parse_space, to_wandb_sweep
     from dist_spk.tune.wandb_logging import log_experiment, logs_offline, register_sweep, server_url, wandb_key

@@ -18,8 +18,6 @@ def read_checkpoint(path: Path) -> tuple[dict, str]:
     """(the checkpoint's contents, ``seg`` or ``spk``) for a Lightning checkpoint written by either task."""
     import torch
 
-    from dist_spk.segmentation.model import allow_checkpoint_classes
-
     allow_checkpoint_classes()
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -41,3 +39,15 @@ def check_checkpoint(path: Path, task: str) -> dict:
     if found != task:
         raise DistSpkError(f"{path}: a {TASK_NAMES[found]} checkpoint, but this is a {TASK_NAMES[task]} run")
     return payload
+
+
+def allow_checkpoint_classes() -> None:
+    """Let ``torch.load(weights_only=True)`` read pyannote checkpoints: they pickle the task specifications.
+
+    These three plain classes are all a pyannote checkpoint holds beyond tensors and builtins, so
+    resuming never needs the unsafe full unpickler.
+    """
+    import torch
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+
+    torch.serialization.add_safe_globals([Specifications, Problem, Resolution])

@@ -38,8 +38,8 @@ def pretrained_segmentation(*, cache: Path | None = None, log=print, size: str =
     ``size`` and ``overrides`` (after the recipe) shorten it for tests, in a cache of their own."""
     from dist_spk.config import load_config
     from dist_spk.data.synth import synthesize
-    from dist_spk.train.run import run_training
-    from dist_spk.train.run_dir import best_checkpoint
+    from dist_spk.launch.run import run_training
+    from dist_spk.runs.run_dir import best_checkpoint
 
     folder = (cache or cache_root()) / NAME
     checkpoint = folder / "checkpoint.ckpt"

@@ -12,12 +12,13 @@ from dist_spk.config import save_config, to_dict
 from dist_spk.cuda import require_cuda
 from dist_spk.data.problems import format_problems
 from dist_spk.errors import DataError, DistSpkError
+from dist_spk.launch.ray_train import check_ray_run, run_ray_train
 from dist_spk.runs import storage
-from dist_spk.train.checkpoints import check_checkpoint
-from dist_spk.train.launch import check_ray_run, run_local, run_ray_train
-from dist_spk.train.run_dir import prepare_run_dir, read_metrics, resolve_checkpoint
+from dist_spk.runs.checkpoints import check_checkpoint
+from dist_spk.runs.run_dir import prepare_run_dir, read_metrics, resolve_checkpoint
+from dist_spk.runs.startup import launched
 from dist_spk.train.session import storage_error
-from dist_spk.train.startup import launched
+from dist_spk.train.worker import run_local
 
 
 def _refuse(errors: list) -> None:

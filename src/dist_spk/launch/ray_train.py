@@ -1,11 +1,11 @@
-"""Start a worker loop: in this process (``workers=0``) or as a Ray Train worker group (DDP).
+"""The driver side of Ray Train: join Ray, check the cluster can hold a worker group, build and fit it.
 
-This is the driver side of the Ray adapter; :mod:`dist_spk.train.session` is the worker side.
+The worker side is :mod:`dist_spk.train.worker` (what each worker runs) and :mod:`dist_spk.train.session` (its one
+adapter to Ray).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import uuid
 from pathlib import Path
@@ -15,45 +15,7 @@ from dist_spk.config.tasks import TrainerConfig
 from dist_spk.cuda import unusable
 from dist_spk.errors import DistSpkError
 from dist_spk.train.session import CHECKPOINT_NAME
-from dist_spk.train.startup import forget_launch, stamp
-
-# payload entries naming what every run of a search shares (written by the driver's PREPARES); on an object store
-# each worker fetches them to its node first
-SHARED_ENTRIES = ("data_dir", "cache_file", "model_init")
-
-# task -> "module:function" of its worker loop (imported lazily: each pulls in torch and pyannote)
-LOOPS = {
-    "seg": "dist_spk.train.seg_loop:train_segmentation",
-    "spk": "dist_spk.train.spk_loop:train_speaker",
-}
-
-
-def worker_loop(task: str):
-    if task not in LOOPS:
-        raise DistSpkError(f"no worker loop for task {task!r}; valid: {', '.join(LOOPS)}")
-    module, function = LOOPS[task].split(":")
-    return getattr(importlib.import_module(module), function)
-
-
-def ray_worker(payload: dict[str, Any]) -> None:
-    """What each Ray Train worker runs."""
-    from dist_spk.train.session import RaySession
-
-    stamp(payload, "entered")
-    session = RaySession(run_dir=payload["run_dir"], resume_from=payload.get("resume_from"))
-    if session.restarted:
-        forget_launch(payload)
-    payload |= {key: session.fetch(payload[key]) for key in SHARED_ENTRIES if payload.get(key)}
-    worker_loop(payload["task"])(payload, session)
-
-
-def run_local(payload: dict[str, Any]) -> None:
-    from dist_spk.train.session import LocalSession
-
-    stamp(payload, "entered")
-    resume_from = payload.get("resume_from")
-    session = LocalSession(run_dir=payload["run_dir"], resume_from=Path(resume_from) if resume_from else None)
-    worker_loop(payload["task"])(payload, session)
+from dist_spk.train.worker import ray_worker
 
 
 def local_ray_env() -> None:
@@ -189,11 +151,11 @@ def check_ray_run(trainer: TrainerConfig) -> None:
 
 def point_checkpoints(run_location: str, objective: str):
     """A Ray Train callback, run in the controller: after each report, point the run's ``last`` (and, when the
-    objective improved, ``best``) at the checkpoint Ray just uploaded (:func:`dist_spk.train.run_dir.point_checkpoint`).
+    objective improved, ``best``) at the checkpoint Ray just uploaded (:func:`dist_spk.runs.run_dir.point_checkpoint`).
     """
     from ray.train import UserCallback
 
-    from dist_spk.train.run_dir import point_checkpoint, read_pointer
+    from dist_spk.runs.run_dir import point_checkpoint, read_pointer
 
     class PointCheckpoints(UserCallback):
         def __init__(self):

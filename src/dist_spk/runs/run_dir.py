@@ -12,7 +12,7 @@
                               (``checkpoint``: its path relative to RUN/checkpoints; ``epoch``; the objective).
                               Each epoch's checkpoint is stored once, by Ray; on a local disk last.ckpt and
                               best.ckpt are symbolic links to it, on an object store only the .json pointers exist
-    RUN/startup.json          seconds from launch to the first training step, per stage (train/startup.py)
+    RUN/startup.json          seconds from launch to the first training step, per stage (runs/startup.py)
     RUN/summary.json          written when the run finishes: best epoch and its metrics
 
 On a multi-node cluster, RUN is on storage every node sees (rank 0 may run anywhere): a shared file system, or

@@ -1,0 +1,51 @@
+"""What a worker process runs: the task's loop, in this process (``workers=0``) or in a Ray Train worker.
+
+The driver side (building the worker group, connecting to Ray) is :mod:`dist_spk.launch.ray_train`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from dist_spk.errors import DistSpkError
+from dist_spk.runs.startup import forget_launch, stamp
+
+# payload entries naming what every run of a search shares (written by the driver's PREPARES); on an object store
+# each worker fetches them to its node first
+SHARED_ENTRIES = ("data_dir", "cache_file", "model_init")
+
+# task -> "module:function" of its worker loop (imported lazily: each pulls in torch and pyannote)
+LOOPS = {
+    "seg": "dist_spk.train.seg_loop:train_segmentation",
+    "spk": "dist_spk.train.spk_loop:train_speaker",
+}
+
+
+def worker_loop(task: str):
+    if task not in LOOPS:
+        raise DistSpkError(f"no worker loop for task {task!r}; valid: {', '.join(LOOPS)}")
+    module, function = LOOPS[task].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def ray_worker(payload: dict[str, Any]) -> None:
+    """What each Ray Train worker runs."""
+    from dist_spk.train.session import RaySession
+
+    stamp(payload, "entered")
+    session = RaySession(run_dir=payload["run_dir"], resume_from=payload.get("resume_from"))
+    if session.restarted:
+        forget_launch(payload)
+    payload |= {key: session.fetch(payload[key]) for key in SHARED_ENTRIES if payload.get(key)}
+    worker_loop(payload["task"])(payload, session)
+
+
+def run_local(payload: dict[str, Any]) -> None:
+    from dist_spk.train.session import LocalSession
+
+    stamp(payload, "entered")
+    resume_from = payload.get("resume_from")
+    session = LocalSession(run_dir=payload["run_dir"], resume_from=Path(resume_from) if resume_from else None)
+    worker_loop(payload["task"])(payload, session)
