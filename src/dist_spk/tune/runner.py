@@ -84,18 +84,42 @@ def pbt_mutations(task: str, params: list[Param]) -> dict[str, Any]:
 
 
 def _last_epoch_pbt():
-    """Tune's PBT, except that a trial's report of its last epoch never makes it exploit another trial.
+    """Tune's PBT, except that a trial's report of its last epoch never makes it exploit another trial, and with
+    ``save``/``restore`` so that ``--resume`` keeps its state (:func:`scheduler_state`).
 
     Tune's PBT exploits on any report, the last included: the trial then restarts from the donor's final checkpoint
     with a perturbed config that trains no epoch, yet becomes the trial's config.yaml (and, for the best trial,
-    EXP/best/config.yaml). Subclassed (a private hook, Ray 2.60) because PBT has no option for it.
+    EXP/best/config.yaml). Subclassed (a private hook, Ray 2.60) because PBT has no option for it; the private names
+    it touches are pinned by tests/unit/test_scheduler_state.py.
     """
+    import pickle
+
     from ray.tune.schedulers import PopulationBasedTraining
 
     class LastEpochStaysPBT(PopulationBasedTraining):
         def __init__(self, *, last_epoch: int, **kwargs):
             super().__init__(**kwargs)
             self.last_epoch = last_epoch
+            self._restored: dict[str, object] = {}  # trial id -> its state before a --resume
+
+        # Ray's PBT has no save/restore (ASHA has): what a resume needs is each trial's state (its last score,
+        # checkpoint, perturbation time) and the counters, kept by trial id because Tune restores new Trial objects
+        def save(self, checkpoint_path: str) -> None:
+            state = {"trials": {t.trial_id: s for t, s in self._trial_state.items()},
+                     "counters": (self._num_checkpoints, self._num_perturbations, self._next_perturbation_sync)}
+            with open(checkpoint_path, "wb") as handle:
+                pickle.dump(state, handle)
+
+        def restore(self, checkpoint_path: str) -> None:
+            with open(checkpoint_path, "rb") as handle:
+                state = pickle.load(handle)
+            self._restored = state["trials"]
+            self._num_checkpoints, self._num_perturbations, self._next_perturbation_sync = state["counters"]
+
+        def on_trial_add(self, tune_controller, trial) -> None:
+            super().on_trial_add(tune_controller, trial)
+            if trial.trial_id in self._restored:
+                self._trial_state[trial] = self._restored.pop(trial.trial_id)
 
         def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
             if (self._trial_state[trial].last_result or {}).get("epoch", -1) >= self.last_epoch:
@@ -118,7 +142,7 @@ def scheduler_state(scheduler):
     after ``Tuner.restore`` ASHA's rungs are empty and the first trial to report at a rung is always promoted. The
     scheduler's own ``save``/``restore`` (public, implemented by ASHA) go through Tune's callback state
     (``get_state``/``set_state``), written at the same moment as the trials' states, so both describe one instant.
-    Schedulers without ``save`` (FIFO; PBT, see the README) keep no state here.
+    Schedulers without ``save`` (FIFO) keep no state here; our PBT has one (:func:`_last_epoch_pbt`).
     """
     import tempfile
 
