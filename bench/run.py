@@ -7,6 +7,7 @@
     trial_start  per-trial start-up, local test mode, preemption watcher off vs on  ~4 min
     heldout      the demo's best models on unseen voices, beside trivial baselines  ~3 min (after make demo)
     checkpoint_bytes  bytes per epoch to the experiment, before/after one-copy checkpoints (strace)  ~6 min
+    data_feed    loader examples/s per process: decoding each time vs the training cache, both tasks  ~3 min
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout", "checkpoint_bytes")
+NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout", "checkpoint_bytes", "data_feed")
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(NAMES)

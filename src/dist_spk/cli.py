@@ -203,6 +203,30 @@ def data_synth(
                f"in {time.perf_counter() - started:.1f} s")
 
 
+@data_app.command("prepare")
+def data_prepare(
+    root: Dataset,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The training cache folder to write.")],
+    task: Annotated[str, typer.Option(help="auto (a diarization dataset: seg, else spk), seg or spk.")] = "auto",
+    protocol: Annotated[str, typer.Option(help="Protocol name when ROOT is a pyannote database.yml.")] = "",
+    format: Annotated[str, typer.Option(help="spk: auto, voxceleb, kaldi, csv or diarization.")] = "auto",
+) -> None:
+    """Decode a dataset once into a training cache every run and trial shares (then --set data.cache=OUT)."""
+    from dist_spk.data.protocol import is_seed_layout
+    from dist_spk.data.training_cache import dataset_sources, open_cache, prepare
+
+    if task == "auto":
+        task = "seg" if root.suffix in (".yml", ".yaml") or is_seed_layout(root) else "spk"
+    if task not in ("seg", "spk"):
+        raise DistSpkError(f"--task {task}: valid: auto, seg, spk")
+    options = {"protocol": protocol} if task == "seg" else {"format": format}
+    sources = dataset_sources(root, task=task, **options)
+    cache = open_cache(prepare(sources, out), sources=sources)
+    hours = cache.samples / 16000 / 3600
+    typer.echo(f"wrote {out}: {len(cache.files)} files, {hours:.2f} h of 16 kHz audio "
+               f"({cache.samples * 2 / 1e6:.1f} MB); train with --set data.cache={out}")
+
+
 @data_app.command("trials")
 def data_trials(
     root: Dataset,

@@ -171,6 +171,7 @@ class SegDataConfig:
     chunks_per_epoch: int = 0
     loader_workers: int = 4  # DataLoader processes per training worker
     cache_dir: str = ""  # pyannote metadata cache; on a cluster, shared storage. "" = <root>/.dist_spk_cache
+    cache: str = ""  # a training cache (dist-spk data prepare): chunks read from it, not decoded; built if missing
 
     def problems(self) -> Problems:
         yield from _positive(self, "duration", "max_speakers_per_chunk", "max_speakers_per_frame", "batch_size")
@@ -265,6 +266,7 @@ class SpkDataConfig:
 
     root: str = ""  # VoxCeleb layout, Kaldi folder (wav.scp + utt2spk), a CSV file, or a seed-layout dataset
     format: Literal["auto", "voxceleb", "kaldi", "csv", "diarization"] = "auto"
+    cache: str = ""  # a training cache (dist-spk data prepare): crops read from it, not decoded; built if missing
     trials: str = ""  # VoxCeleb trial list; "" = ROOT/trials.txt, else generated from held-out speakers
     min_segment_seconds: float = 1.5  # diarization format: shortest non-overlapped stretch kept
     speaker_scope: Literal["file", "global"] = "file"  # diarization format: are labels unique across files?

@@ -42,6 +42,25 @@ def check_segmentation_data(config) -> None:
     _refuse(report.errors)
 
 
+def prepare_training_cache(config, task: str) -> dict[str, Any]:
+    """With ``data.cache``: the training cache checked against the dataset (built first when missing); its payload
+    entry. A stale or damaged cache is one error here, before any worker starts."""
+    from dist_spk.data.training_cache import MANIFEST, dataset_sources, open_cache, prepare
+
+    if not config.data.cache:
+        return {}
+    cache = Path(config.data.cache).expanduser().resolve()
+    if task == "seg":
+        sources = dataset_sources(config.data.root, task="seg", protocol=config.data.protocol)
+    else:
+        sources = [u.path for u in _speaker_manifest(config).utterances]
+    if not (cache / MANIFEST).is_file():
+        print(f"[data] preparing the training cache {cache} ({len(set(sources))} files)", flush=True)
+        prepare(sources, cache)
+    open_cache(cache, sources=sources)
+    return {"training_cache": str(cache)}
+
+
 def prepare_segmentation(config, run_dir: Path) -> dict[str, Any]:
     """Build pyannote's metadata cache once, and download a hub model's checkpoint once, before any worker
     starts (workers never need the hub token); return the payload entries."""
@@ -55,7 +74,7 @@ def prepare_segmentation(config, run_dir: Path) -> dict[str, Any]:
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else run_dir / "cache"
     path = cache_path(config.data, cache_dir, protocol.name)
     prepare_cache(build_task(config, protocol, cache=None), path)
-    extras = {"cache_file": str(path.resolve())}
+    extras = {"cache_file": str(path.resolve()), **prepare_training_cache(config, "seg")}
     if is_hub_id(config.model.init):
         checkpoint = fetch_hub_checkpoint(config.model.init, token_env=config.model.hub_token_env,
                                           cache_dir=cache_dir / "hub")
@@ -116,7 +135,7 @@ def prepare_speaker(config, run_dir: Path) -> dict[str, Any]:
     write_manifest(folder / "train.jsonl", train)
     write_manifest(folder / "eval.jsonl", [keys[k] for k in trial_keys])
     (folder / "trials.txt").write_text(format_trials(trials))
-    return {"data_dir": str(folder.resolve())}
+    return {"data_dir": str(folder.resolve()), **prepare_training_cache(config, "spk")}
 
 
 CHECKS = {"seg": check_segmentation_data, "spk": check_speaker_data}

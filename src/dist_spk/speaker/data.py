@@ -21,6 +21,7 @@ from dist_spk.config.tasks import SpkDataConfig
 from dist_spk.data.audio import AUDIO_EXTENSIONS
 from dist_spk.data.speakers import Utterance
 from dist_spk.data.synth import colored_noise
+from dist_spk.data.training_cache import TrainingCache
 from dist_spk.errors import ConfigError
 
 SAMPLE_RATE = 16000
@@ -111,8 +112,10 @@ class TrainCrops(Dataset):
     label ``speed_index * num_speakers + speaker``.
     """
 
-    def __init__(self, utterances: list[Utterance], speakers: list[str], config: SpkDataConfig, *, seed: int = 0):
+    def __init__(self, utterances: list[Utterance], speakers: list[str], config: SpkDataConfig, *, seed: int = 0,
+                 cache: TrainingCache | None = None):
         self.utterances = utterances
+        self.cache = cache  # a training cache holding the utterances' files: crops sliced, not decoded
         self.index = {s: i for i, s in enumerate(speakers)}
         self.speeds = [1.0, *[s for s in config.speed_perturb if s != 1.0]]
         self.crop = int(config.crop_seconds * SAMPLE_RATE)
@@ -123,6 +126,16 @@ class TrainCrops(Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.index) * len(self.speeds)
+
+    def _file_seconds(self, path: Path) -> float:
+        if self.cache is not None and path in self.cache:
+            return len(self.cache.waveform(path)) / SAMPLE_RATE
+        return soundfile.info(str(path)).duration
+
+    def _read(self, path: Path, *, start: float, seconds: float) -> np.ndarray:
+        if self.cache is not None and path in self.cache:
+            return self.cache.read(path, start=start, seconds=seconds)
+        return read_audio(path, start=start, seconds=seconds)
 
     def labels(self) -> list[int]:
         return [self.label(i) for i in range(len(self))]
@@ -141,9 +154,9 @@ class TrainCrops(Dataset):
         rng = np.random.default_rng([self.seed, item, self.calls])
         self.calls += 1
         need = self.crop * speed  # samples to read before the speed change
-        length = (utterance.duration or soundfile.info(str(utterance.path)).duration - utterance.start) * SAMPLE_RATE
+        length = (utterance.duration or self._file_seconds(utterance.path) - utterance.start) * SAMPLE_RATE
         start = utterance.start + max(0.0, rng.uniform(0, max(0.0, length - need))) / SAMPLE_RATE
-        audio = read_audio(utterance.path, start=start, seconds=min(need, length) / SAMPLE_RATE)
+        audio = self._read(utterance.path, start=start, seconds=min(need, length) / SAMPLE_RATE)
         if speed != 1.0:  # play it back faster/slower: resample as if recorded at rate * speed
             audio = torchaudio.functional.resample(torch.from_numpy(audio), int(SAMPLE_RATE * speed),
                                                    SAMPLE_RATE).numpy()
@@ -180,9 +193,10 @@ class BalancedSampler(Sampler[int]):
 class EvalUtterances(Dataset):
     """Whole utterances (capped at ``max_seconds``) for embedding, with their index."""
 
-    def __init__(self, utterances: list[Utterance], *, max_seconds: float = 20.0):
+    def __init__(self, utterances: list[Utterance], *, max_seconds: float = 20.0, cache: TrainingCache | None = None):
         self.utterances = utterances
         self.max_seconds = max_seconds
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -190,7 +204,10 @@ class EvalUtterances(Dataset):
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
         u = self.utterances[index]
         seconds = min(self.max_seconds, u.duration) if u.duration is not None else self.max_seconds
-        audio = read_audio(u.path, start=u.start, seconds=seconds)
+        if self.cache is not None and u.path in self.cache:
+            audio = self.cache.read(u.path, start=u.start, seconds=seconds)
+        else:
+            audio = read_audio(u.path, start=u.start, seconds=seconds)
         return index, torch.from_numpy(fit_length(audio, max(len(audio), 8000)))  # at least 0.5 s
 
 

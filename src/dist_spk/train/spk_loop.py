@@ -35,7 +35,12 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     trials, _ = parse_trials(folder / "trials.txt")
     speakers = sorted({u.speaker for u in train})
 
-    crops = TrainCrops(train, speakers, config.data, seed=config.trainer.seed + session.world_rank)
+    cache = None
+    if payload.get("training_cache"):  # crops sliced from the cache instead of decoded (same samples)
+        from dist_spk.data.training_cache import open_cache
+
+        cache = open_cache(payload["training_cache"])
+    crops = TrainCrops(train, speakers, config.data, seed=config.trainer.seed + session.world_rank, cache=cache)
     size = config.data.crops_per_epoch
     if config.data.balanced_sampling:
         sampler = BalancedSampler(crops.labels(), seed=config.trainer.seed, size=size)
@@ -44,7 +49,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     workers = config.data.loader_workers
     train_loader = DataLoader(crops, batch_size=config.data.batch_size, sampler=sampler, shuffle=sampler is None,
                               num_workers=workers, drop_last=True, persistent_workers=workers > 0)
-    eval_loader = DataLoader(EvalUtterances(evaluation), batch_size=max(1, config.data.batch_size // 8),
+    eval_loader = DataLoader(EvalUtterances(evaluation, cache=cache), batch_size=max(1, config.data.batch_size // 8),
                              collate_fn=pad_batch, num_workers=workers)
 
     module = SpeakerModule(to_dict(config), crops.num_classes)

@@ -1,0 +1,218 @@
+"""Prepare once, train many: a dataset's audio decoded once into a memory-mapped training cache.
+
+``dist-spk data prepare ROOT --out CACHE`` (or ``data.cache=CACHE`` on a training run or a search, which builds it
+when missing) decodes every audio file of a dataset once, at 16 kHz mono, into one int16 array::
+
+    CACHE/audio.int16     every file's samples, one after the other (np.memmap)
+    CACHE/manifest.json   format, sample rate, per file: its path (the key), offset, samples, size, mtime, sha1
+
+A cache is written into a temporary folder and renamed into place when complete, so a half-written cache is never
+found. Opening one checks each source file's size and modification time against the manifest (a changed dataset
+is refused, naming the file: run ``data prepare`` again) and the array's size (a damaged cache is refused). The
+manifest keeps each file's sha1 (what was decoded).
+
+Crops follow pyannote's ``Audio.crop`` exactly (start ``round(t * rate)``, the samples up to ``round(end * rate)``,
+then trimmed or zero-padded to ``round(duration * rate)``), so chunks read from the cache equal pyannote's for a 16 kHz
+16-bit source (tests/integration/test_training_cache.py). Other sources are resampled and downmixed once, at
+preparation, instead of per chunk: close, not bit-equal. Labels are not cached here: pyannote's metadata cache
+already holds every file's annotations as arrays, and its label framing is vectorised.
+
+Ray-free; the preparation runs in this process (a distributed preparation on Ray Data is still to come).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dist_spk.errors import DataError
+
+FORMAT = 1
+SAMPLE_RATE = 16000
+AUDIO = "audio.int16"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    key: str  # the source's resolved path
+    offset: int  # first sample in audio.int16
+    samples: int
+    size: int
+    mtime_ns: int
+    sha1: str
+
+
+def _decode(path: Path) -> np.ndarray:
+    """The whole file as 16 kHz mono int16 (16-bit 16 kHz mono sources: their samples, unchanged)."""
+    import soundfile
+
+    info = soundfile.info(str(path))
+    if info.samplerate == SAMPLE_RATE and info.channels == 1 and info.subtype == "PCM_16":
+        return soundfile.read(str(path), dtype="int16")[0]
+    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)  # downmix
+    if rate != SAMPLE_RATE:
+        import torch
+        import torchaudio
+
+        audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
+    return np.clip(np.round(audio * 32768), -32768, 32767).astype(np.int16)
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare(sources: list[Path], out: Path, *, progress: bool = True) -> Path:
+    """Decode ``sources`` into a cache at ``out`` (replaced when it exists); return ``out``."""
+    from tqdm import tqdm
+
+    keys = sorted({str(Path(p).resolve()) for p in sources})
+    if not keys:
+        raise DataError(f"{out}: no audio files to cache")
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise DataError(f"{out}: exists and is not a training cache (no {MANIFEST}); nothing was written, choose "
+                        "an empty or new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
+    try:
+        files, offset = [], 0
+        with (staging / AUDIO).open("wb") as handle:
+            for key in tqdm(keys, desc=f"caching {len(keys)} files", unit="file", disable=not progress):
+                path = Path(key)
+                samples = _decode(path)
+                handle.write(samples.tobytes())
+                stat = path.stat()
+                files.append(CachedFile(key, offset, len(samples), stat.st_size, stat.st_mtime_ns, _sha1(path)))
+                offset += len(samples)
+        manifest = {"format": FORMAT, "sample_rate": SAMPLE_RATE, "samples": offset,
+                    "files": [asdict(f) for f in files]}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)  # complete, or not there at all
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+class TrainingCache:
+    """An opened cache: crops by source path, read from the memory map (shared by loader processes)."""
+
+    def __init__(self, path: Path, files: dict[str, CachedFile], samples: int):
+        self.path, self.files, self.samples = Path(path), files, samples
+        self._audio: np.memmap | None = None
+        self._keys: dict[str, str | None] = {}  # a source as given -> its key (resolved once: no syscalls per crop)
+
+    @property
+    def audio(self) -> np.memmap:
+        if self._audio is None:  # opened lazily: in each loader process after a fork or a pickle
+            self._audio = np.memmap(self.path / AUDIO, dtype=np.int16, mode="r", shape=(self.samples,))
+        return self._audio
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_audio": None}
+
+    def _key(self, source: str | Path) -> str | None:
+        given = str(source)
+        if given not in self._keys:
+            resolved = str(Path(given).resolve())
+            self._keys[given] = resolved if resolved in self.files else None
+        return self._keys[given]
+
+    def __contains__(self, source: str | Path) -> bool:
+        return self._key(source) is not None
+
+    def waveform(self, source: str | Path) -> np.ndarray:
+        """A file's whole int16 waveform (a view of the map)."""
+        key = self._key(source)
+        if key is None:
+            raise KeyError(f"{source} is not in the training cache {self.path}")
+        entry = self.files[key]
+        return self.audio[entry.offset: entry.offset + entry.samples]
+
+    def crop(self, source: str | Path, start: float, end: float, *, pad: bool = False) -> np.ndarray:
+        """float32 samples of [start, end) seconds, as pyannote's ``Audio.crop`` gives them."""
+        waveform = self.waveform(source)
+        first, last = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
+        expected = round((end - start) * SAMPLE_RATE)
+        if (first < 0 or last > len(waveform)) and not pad:
+            raise ValueError(f"{source}: [{start:.3f}, {end:.3f}] s is outside the file "
+                             f"({len(waveform) / SAMPLE_RATE:.3f} s)")
+        before = max(0, -first)
+        data = waveform[max(0, first): min(last, len(waveform))].astype(np.float32) / 32768.0
+        data = np.pad(data, (before, max(0, expected - before - len(data))))
+        return data[:expected]
+
+    def read(self, source: str | Path, *, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
+        """float32 samples as :func:`dist_spk.speaker.data.read_audio` reads them (from ``round(start * rate)``,
+        ``round(seconds * rate)`` of them, fewer at the end of the file)."""
+        waveform = self.waveform(source)
+        first = int(round(start * SAMPLE_RATE))
+        whole = seconds is None or not np.isfinite(seconds)
+        count = len(waveform) - first if whole else int(round(seconds * SAMPLE_RATE))
+        return waveform[first: first + count].astype(np.float32) / 32768.0
+
+
+def open_cache(path: str | Path, *, sources: list[Path] | None = None) -> TrainingCache:
+    """Open a prepared cache; with ``sources`` (the dataset's files now), refuse one that is stale or incomplete.
+
+    Every problem is one :class:`DataError` naming the cache and what is wrong.
+    """
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a training cache ({MANIFEST}: {type(err).__name__}); build it with "
+                        f"'dist-spk data prepare ROOT --out {path}'") from None
+    if manifest.get("format") != FORMAT or manifest.get("sample_rate") != SAMPLE_RATE:
+        raise DataError(f"{path}: cache format {manifest.get('format')} at {manifest.get('sample_rate')} Hz; this "
+                        f"version reads format {FORMAT} at {SAMPLE_RATE} Hz: prepare it again")
+    files = {f["key"]: CachedFile(**f) for f in manifest["files"]}
+    expected = manifest["samples"] * 2
+    actual = (path / AUDIO).stat().st_size if (path / AUDIO).is_file() else -1
+    if actual != expected:
+        raise DataError(f"{path / AUDIO}: {actual} bytes, the manifest says {expected}: the cache is damaged; "
+                        "prepare it again")
+    if sources is not None:
+        for source in sources:
+            key = str(Path(source).resolve())
+            entry = files.get(key)
+            if entry is None:
+                raise DataError(f"{path}: stale: {key} is in the dataset but not in the cache; prepare it again")
+            stat = os.stat(key)
+            if (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns):
+                raise DataError(f"{path}: stale: {key} changed since the cache was prepared; prepare it again")
+    return TrainingCache(path, files, manifest["samples"])
+
+
+def dataset_sources(root: str | Path, *, task: str, protocol: str = "", **speaker_options) -> list[Path]:
+    """The audio files of a dataset: a diarization protocol's (``seg``: every split), or a speaker dataset's."""
+    if task == "seg":
+        from dist_spk.data.protocol import load_protocol
+
+        loaded = load_protocol(root, protocol)
+        files = []
+        for subset in ("train", "development", "test"):
+            try:
+                files += [Path(f["audio"]) for f in getattr(loaded, subset)()]
+            except (AttributeError, NotImplementedError):  # a protocol without that subset
+                continue
+        return files
+    from dist_spk.data.speakers import load_speakers
+
+    return [u.path for u in load_speakers(root, **speaker_options).utterances]
