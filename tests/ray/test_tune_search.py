@@ -180,8 +180,13 @@ def test_pbt_continues_the_weaker_trial_from_the_stronger_ones_checkpoint_with_i
                               "--set", "trainer.epochs=5", "--set", "search.perturbation_interval=1"))
     histories = metrics_of(exp)
     assert len(histories) == 2
-    exploited = [trial for trial in histories if (exp / "trials" / trial / "restored").is_dir()]
+    starts = {trial: [json.loads(line) for line in (exp / "trials" / trial / "starts.jsonl").read_text().splitlines()]
+              for trial in histories}
+    exploited = [trial for trial, rows in starts.items() if any(row["resumed_from"] for row in rows)]
     assert exploited, result.stdout[-3000:]  # at least one trial continued from a (donor's) Tune checkpoint
+    for trial in exploited:  # each continuation a new Ray Train run, from a checkpoint Ray stored (kept under PBT)
+        for row in starts[trial][1:]:
+            assert row["train_run"].startswith(f"train-{trial}-") and Path(row["resumed_from"]).is_file()
     for trial, history in histories.items():
         epochs = [row["epoch"] for row in history]
         assert epochs == sorted(set(epochs)) and epochs[-1] == 4, (trial, epochs)  # never an epoch twice

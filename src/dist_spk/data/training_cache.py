@@ -109,18 +109,24 @@ def prepare(sources: list[Path], out: Path, *, progress: bool = True) -> Path:
     return out
 
 
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    """int16 -> float32 in [-1, 1), as decoders give them (one pass)."""
+    return np.multiply(samples, np.float32(1 / 32768), dtype=np.float32)
+
+
 class TrainingCache:
     """An opened cache: crops by source path, read from the memory map (shared by loader processes)."""
 
     def __init__(self, path: Path, files: dict[str, CachedFile], samples: int):
         self.path, self.files, self.samples = Path(path), files, samples
-        self._audio: np.memmap | None = None
+        self._audio: np.ndarray | None = None
         self._keys: dict[str, str | None] = {}  # a source as given -> its key (resolved once: no syscalls per crop)
 
     @property
-    def audio(self) -> np.memmap:
+    def audio(self) -> np.ndarray:
         if self._audio is None:  # opened lazily: in each loader process after a fork or a pickle
-            self._audio = np.memmap(self.path / AUDIO, dtype=np.int16, mode="r", shape=(self.samples,))
+            mapped = np.memmap(self.path / AUDIO, dtype=np.int16, mode="r", shape=(self.samples,))
+            self._audio = mapped.view(np.ndarray)  # plain slices: np.memmap's per-slice bookkeeping costs per crop
         return self._audio
 
     def __getstate__(self) -> dict:
@@ -153,7 +159,7 @@ class TrainingCache:
             raise ValueError(f"{source}: [{start:.3f}, {end:.3f}] s is outside the file "
                              f"({len(waveform) / SAMPLE_RATE:.3f} s)")
         before = max(0, -first)
-        data = waveform[max(0, first): min(last, len(waveform))].astype(np.float32) / 32768.0
+        data = _to_float(waveform[max(0, first): min(last, len(waveform))])
         data = np.pad(data, (before, max(0, expected - before - len(data))))
         return data[:expected]
 
@@ -164,7 +170,7 @@ class TrainingCache:
         first = int(round(start * SAMPLE_RATE))
         whole = seconds is None or not np.isfinite(seconds)
         count = len(waveform) - first if whole else int(round(seconds * SAMPLE_RATE))
-        return waveform[first: first + count].astype(np.float32) / 32768.0
+        return _to_float(waveform[first: first + count])
 
 
 def open_cache(path: str | Path, *, sources: list[Path] | None = None) -> TrainingCache:

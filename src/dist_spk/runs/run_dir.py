@@ -14,6 +14,7 @@
                               best.ckpt are symbolic links to it, on an object store only the .json pointers exist
     RUN/startup.json          seconds from launch to the first training step, per stage (runs/startup.py)
     RUN/summary.json          written when the run finishes: best epoch and its metrics
+    RUN/starts.jsonl          a search's trial: each start, its Ray Train run, the checkpoint it continued from
 
 On a multi-node cluster, RUN is on storage every node sees (rank 0 may run anywhere): a shared file system, or
 an object store (``s3://...``, :mod:`dist_spk.runs.storage`) that rank 0 publishes its files to.

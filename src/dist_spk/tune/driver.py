@@ -37,6 +37,7 @@ from dist_spk.runs.startup import launched
 
 CHECKPOINT_PATH_KEY = "checkpoint_path"  # the metric Ray's TuneReportCallback uses for the same thing
 POINTER = "pointer.json"  # what a Tune checkpoint of a trial holds
+STARTS_FILE = "starts.jsonl"  # in a trial's run directory: every start of the trial (_record_start)
 
 
 def trial_config(task: str, base: dict[str, Any], params: dict[str, Any]) -> Any:
@@ -98,6 +99,17 @@ def _report(metrics: dict[str, Any], checkpoint, exp: str) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))  # uploaded before it returns
 
 
+def _record_start(run_location: str, train_run: str, resumed_from: str | None) -> None:
+    """``RUN/starts.jsonl``: one line per start of the trial, its Ray Train run and the checkpoint it continued from
+    (its own after a failure or ``--resume``, a donor's after a PBT exploit; null for a fresh start)."""
+    import time
+
+    path = storage.join(run_location, STARTS_FILE)
+    before = storage.read_text(path) if storage.is_file(path) else ""
+    row = {"train_run": train_run, "resumed_from": resumed_from, "time": round(time.time(), 3)}
+    storage.write_text(path, before + json.dumps(row) + "\n")
+
+
 def _run_name(exp: str, trial_id: str) -> str:
     starts = [name for name in storage.list_names(storage.join(exp, "train")) if name.startswith(f"train-{trial_id}-")]
     return f"train-{trial_id}-{len(starts)}"
@@ -125,10 +137,12 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
     if restored is not None:
         payload["resume_from"] = restored
 
+    name = _run_name(exp_dir, trial_id)
+    _record_start(run_location, name, restored)
     payload = launched(payload)
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     trainer = torch_trainer(payload, config.trainer, storage_location=storage.join(exp_dir, "train"),
-                            name=_run_name(exp_dir, trial_id), objective=objective,
+                            name=name, objective=objective,
                             callbacks=(ForwardReports(reports),), keep_all=config.search.scheduler == "pbt")
     # fit() blocks, and tune.report must be called from this thread: fit in a helper thread, report here
     outcome: dict[str, Any] = {}
