@@ -23,13 +23,19 @@ def _epoch(epoch: int, der: float) -> dict:
             "epoch_seconds": 10.0}
 
 
-def test_every_trial_gets_the_seed_table_and_one_comparison(tmp_path):
-    exp = tmp_path / "exp"
-    curves = {"t_00000": [0.4, 0.3, 0.35], "t_00001": [0.5]}
+CURVES = {"t_00000": [0.4, 0.3, 0.35], "t_00001": [0.5]}  # each trial's DER per epoch
+
+
+def write_trials(exp, curves: dict[str, list[float]]) -> None:
     for trial, ders in curves.items():
         (exp / "trials" / trial).mkdir(parents=True)
         (exp / "trials" / trial / "metrics.jsonl").write_text(
             "".join(json.dumps(_epoch(e, d)) + "\n" for e, d in enumerate(ders)))
+
+
+def test_every_trial_gets_the_seed_table_and_one_comparison(tmp_path):
+    exp = tmp_path / "exp"
+    write_trials(exp, CURVES)
     (exp / "space.yaml").write_text(yaml.safe_dump({"parameters": {"optim.lr": {"values": [1e-3, 3e-4]}}}))
     rows = trial_rows(exp, objective="DiarizationErrorRate", epochs=3,
                       trials=[("t_00000", {"optim.lr": 0.00031234}, False), ("t_00001", {"optim.lr": 0.001}, False)])
@@ -55,11 +61,7 @@ def test_metric_curves_draw_every_reported_metric_with_a_line_per_trial_named_by
     from dist_spk.tune.plots import NOT_CURVES, _metric_curves
 
     exp = tmp_path / "exp"
-    curves = {"t_00000": [0.4, 0.3, 0.35], "t_00001": [0.5]}
-    for trial, ders in curves.items():
-        (exp / "trials" / trial).mkdir(parents=True)
-        (exp / "trials" / trial / "metrics.jsonl").write_text(
-            "".join(json.dumps(_epoch(e, d)) + "\n" for e, d in enumerate(ders)))
+    write_trials(exp, CURVES)
     rows = trial_rows(exp, objective="DiarizationErrorRate", epochs=3,
                       trials=[("t_00000", {"variant": "adam_20"}, False), ("t_00001", {"variant": "nadam"}, False)])
     write_summary(exp, rows)
@@ -69,4 +71,4 @@ def test_metric_curves_draw_every_reported_metric_with_a_line_per_trial_named_by
     der = panels["DiarizationErrorRate"]
     assert sorted(line.get_label() for line in der.get_lines()) == ["t_00000 adam_20", "t_00001 nadam"]
     (long,) = [line for line in der.get_lines() if line.get_label().startswith("t_00000")]
-    assert list(long.get_ydata()) == curves["t_00000"]
+    assert list(long.get_ydata()) == CURVES["t_00000"]
