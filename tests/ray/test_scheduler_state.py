@@ -6,11 +6,12 @@ an upgrade that renames them fails here, not silently in a resumed search.
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
 
-from dist_spk.tune.runner import _last_epoch_pbt, scheduler_state
+from dist_spk.tune.runner import STOPPED_FILE, _last_epoch_pbt, _resumable_asha, scheduler_state
 
 pytestmark = pytest.mark.ray
 
@@ -32,12 +33,10 @@ def fake_trial(trial_id: str) -> FakeTrial:
 CONTROLLER = SimpleNamespace(search_alg=None)
 
 
-def test_asha_rungs_are_restored_into_a_fresh_scheduler():
-    from ray.tune.schedulers import ASHAScheduler
-
+def test_asha_rungs_and_stopped_trials_are_restored_into_a_fresh_scheduler(tmp_path):
     def asha():
-        return ASHAScheduler(time_attr="training_iteration", metric="eer", mode="min", max_t=4, grace_period=1,
-                             reduction_factor=2)
+        return _resumable_asha(time_attr="training_iteration", metric="eer", mode="min", max_t=4, grace_period=1,
+                               reduction_factor=2)
 
     before = asha()
     trials = [fake_trial(f"t{i}") for i in range(3)]
@@ -47,8 +46,12 @@ def test_asha_rungs_are_restored_into_a_fresh_scheduler():
         decisions.append(before.on_trial_result(CONTROLLER, trial, {"training_iteration": 1, "eer": value}))
     state = scheduler_state(before).get_state()
 
+    assert decisions == ["CONTINUE", "CONTINUE", "STOP"]
     after = asha()
-    scheduler_state(after).set_state(state)
+    scheduler_state(after, exp=str(tmp_path)).set_state(state)
+    # t2, stopped before the interruption, is marked so that its driver does not train it again if Tune resumes it
+    assert json.loads((tmp_path / "trials" / "t2" / STOPPED_FILE).read_text()) == {"stopped_by": "ResumableASHA"}
+    assert not (tmp_path / "trials" / "t0" / STOPPED_FILE).exists()
     late = fake_trial("t3")
     before.on_trial_add(CONTROLLER, late)
     after.on_trial_add(CONTROLLER, late)

@@ -6,6 +6,7 @@ adapter to Ray).
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from pathlib import Path
@@ -170,7 +171,8 @@ def point_checkpoints(run_location: str, objective: str):
             file = f"{checkpoint.path}/{CHECKPOINT_NAME}"
             point_checkpoint(run_location, "last", file, **record)
             value = row.get(objective)
-            if value is not None and (self.best is None or value < self.best):
+            # a tie moves best to the newer checkpoint: Ray keeps the later of equal scores and deletes the other
+            if value is not None and not math.isnan(value) and (self.best is None or value <= self.best):
                 self.best = value
                 point_checkpoint(run_location, "best", file, **record)
 

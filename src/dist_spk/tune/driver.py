@@ -123,11 +123,14 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
 
     from dist_spk.launch.ray_train import torch_trainer, training_error
     from dist_spk.launch.run import OBJECTIVES
+    from dist_spk.tune.runner import STOPPED_FILE
 
     objective = OBJECTIVES[task]
     trial_id = tune.get_context().get_trial_id()
     config = trial_config(task, base, params)
     run_location = storage.join(exp_dir, "trials", trial_id)
+    if storage.is_file(storage.join(run_location, STOPPED_FILE)):
+        return  # ASHA stopped this trial before --resume; Tune's snapshot still had it running (tune/runner.py)
     if not storage.is_remote(run_location):
         checkpoints_dir(Path(run_location)).mkdir(parents=True, exist_ok=True)
     # after a PBT exploit: the donor's config, perturbed

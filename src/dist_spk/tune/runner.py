@@ -18,6 +18,7 @@ files, and this process writes the rest in a local mirror and uploads it when th
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -90,7 +91,7 @@ def _last_epoch_pbt():
     Tune's PBT exploits on any report, the last included: the trial then restarts from the donor's final checkpoint
     with a perturbed config that trains no epoch, yet becomes the trial's config.yaml (and, for the best trial,
     EXP/best/config.yaml). Subclassed (a private hook, Ray 2.60) because PBT has no option for it; the private names
-    it touches are pinned by tests/unit/test_scheduler_state.py.
+    it touches are pinned by tests/ray/test_scheduler_state.py.
     """
     import pickle
 
@@ -135,7 +136,10 @@ def trial_name(trial) -> str:
     return f"{trial.trial_id}-{variant['name']}" if isinstance(variant, dict) else trial.trial_id
 
 
-def scheduler_state(scheduler):
+STOPPED_FILE = "stopped.json"  # in a trial's run directory: ASHA stopped it before the search was interrupted
+
+
+def scheduler_state(scheduler, *, exp: str | None = None):
     """A Tune callback that keeps the trial scheduler's state with the experiment, so ``--resume`` keeps ASHA's rungs.
 
     Tune 2.60 saves its search algorithm and its callbacks with the experiment state, not its trial scheduler:
@@ -143,14 +147,20 @@ def scheduler_state(scheduler):
     scheduler's own ``save``/``restore`` (public, implemented by ASHA) go through Tune's callback state
     (``get_state``/``set_state``), written at the same moment as the trials' states, so both describe one instant.
     Schedulers without ``save`` (FIFO) keep no state here; our PBT has one (:func:`_last_epoch_pbt`).
+
+    A trial ASHA had stopped can still be RUNNING in that snapshot (it is taken before the trial's actor is gone):
+    Tune would resume it and train past ASHA's decision. On restore, each trial the scheduler stopped gets
+    ``EXP/trials/<id>/stopped.json``, and its driver ends at once (:func:`dist_spk.tune.driver.trial_driver`).
     """
     import tempfile
 
     from ray.tune import Callback
 
+    from dist_spk.runs import storage
+
     class _SchedulerState(Callback):
-        def __init__(self, scheduler):
-            self.scheduler = scheduler
+        def __init__(self, scheduler, exp):
+            self.scheduler, self.exp = scheduler, exp
 
         def get_state(self) -> dict | None:
             with tempfile.TemporaryDirectory() as folder:
@@ -164,16 +174,38 @@ def scheduler_state(scheduler):
             with tempfile.TemporaryDirectory() as folder:
                 Path(folder, "scheduler.pkl").write_bytes(state["scheduler"])
                 self.scheduler.restore(f"{folder}/scheduler.pkl")
+            for trial_id in sorted(getattr(self.scheduler, "stopped", ())):
+                if self.exp is not None:
+                    storage.write_text(storage.join(self.exp, "trials", trial_id, STOPPED_FILE),
+                                       json.dumps({"stopped_by": type(self.scheduler).__name__}) + "\n")
 
-    return _SchedulerState(scheduler)
+    return _SchedulerState(scheduler, exp)
+
+
+def _resumable_asha(**kwargs):
+    """Tune's ASHA, remembering which trials it stopped (kept by its own ``save``, which pickles its attributes)."""
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class ResumableASHA(ASHAScheduler):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.stopped: set[str] = set()
+
+        def on_trial_result(self, tune_controller, trial, result):
+            decision = super().on_trial_result(tune_controller, trial, result)
+            if decision == TrialScheduler.STOP:
+                self.stopped.add(trial.trial_id)
+            return decision
+
+    return ResumableASHA(**kwargs)
 
 
 def _scheduler(config, task: str, params: list[Param], metric: str):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     search = config.search
     if search.scheduler == "asha":
-        return ASHAScheduler(time_attr="training_iteration", metric=metric, mode="min", max_t=config.trainer.epochs,
+        return _resumable_asha(time_attr="training_iteration", metric=metric, mode="min", max_t=config.trainer.epochs,
                              grace_period=min(search.grace_period, config.trainer.epochs),
                              reduction_factor=search.reduction_factor)
     if search.scheduler == "pbt":
@@ -302,7 +334,7 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
                 name="tune",
                 storage_path=storage_path,
                 storage_filesystem=filesystem,
-                callbacks=[wandb_logger, scheduler_state(scheduler)],
+                callbacks=[wandb_logger, scheduler_state(scheduler, exp=exp)],
                 failure_config=tune.FailureConfig(max_failures=config.search.max_trial_failures),
                 # Tune keeps pointers to Train's checkpoints (tune/driver.py): a few for PBT, which exploits
                 # other trials' recent ones (Ray warns at <= 2); else the latest is enough
