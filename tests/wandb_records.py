@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 HEADER = 7
@@ -74,9 +75,20 @@ def summary(path: Path) -> dict:
     return values
 
 
-def run_info(path: Path):
-    """The run record (run_id, display_name, run_group, job_type, sweep_id)."""
-    return next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
+def run_info(path: Path, *, wait: float = 10.0):
+    """The run record (run_id, display_name, run_group, job_type, sweep_id).
+
+    Waits up to ``wait`` seconds for it: once, in a full suite run, a file read right after ``run.finish()`` had no
+    run record yet (W&B's service writes the file; not reproduced alone).
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        found = [r.run for r in records(path) if r.WhichOneof("record_type") == "run"]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path}: no run record after {wait:g} s")
+        time.sleep(0.2)
 
 
 def kinds(path: Path) -> list[str]:
