@@ -49,6 +49,13 @@ def read_audio(path: Path, *, start: float = 0.0, seconds: float | None = None) 
     return audio
 
 
+def read_cached(cache: TrainingCache | None, path: Path, *, start: float, seconds: float | None) -> np.ndarray:
+    """:func:`read_audio`, sliced from ``cache`` when it holds the file (the same samples, no decode)."""
+    if cache is not None and path in cache:
+        return cache.read(path, start=start, seconds=seconds)
+    return read_audio(path, start=start, seconds=seconds)
+
+
 def fit_length(audio: np.ndarray, samples: int) -> np.ndarray:
     """Exactly ``samples`` long: cut, or repeat a short utterance end to end (the usual speaker-training way)."""
     if len(audio) == 0:
@@ -132,11 +139,6 @@ class TrainCrops(Dataset):
             return len(self.cache.waveform(path)) / SAMPLE_RATE
         return soundfile.info(str(path)).duration
 
-    def _read(self, path: Path, *, start: float, seconds: float) -> np.ndarray:
-        if self.cache is not None and path in self.cache:
-            return self.cache.read(path, start=start, seconds=seconds)
-        return read_audio(path, start=start, seconds=seconds)
-
     def labels(self) -> list[int]:
         return [self.label(i) for i in range(len(self))]
 
@@ -156,7 +158,7 @@ class TrainCrops(Dataset):
         need = self.crop * speed  # samples to read before the speed change
         length = (utterance.duration or self._file_seconds(utterance.path) - utterance.start) * SAMPLE_RATE
         start = utterance.start + max(0.0, rng.uniform(0, max(0.0, length - need))) / SAMPLE_RATE
-        audio = self._read(utterance.path, start=start, seconds=min(need, length) / SAMPLE_RATE)
+        audio = read_cached(self.cache, utterance.path, start=start, seconds=min(need, length) / SAMPLE_RATE)
         if speed != 1.0:  # play it back faster/slower: resample as if recorded at rate * speed
             audio = torchaudio.functional.resample(torch.from_numpy(audio), int(SAMPLE_RATE * speed),
                                                    SAMPLE_RATE).numpy()
@@ -204,10 +206,7 @@ class EvalUtterances(Dataset):
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
         u = self.utterances[index]
         seconds = min(self.max_seconds, u.duration) if u.duration is not None else self.max_seconds
-        if self.cache is not None and u.path in self.cache:
-            audio = self.cache.read(u.path, start=u.start, seconds=seconds)
-        else:
-            audio = read_audio(u.path, start=u.start, seconds=seconds)
+        audio = read_cached(self.cache, u.path, start=u.start, seconds=seconds)
         return index, torch.from_numpy(fit_length(audio, max(len(audio), 8000)))  # at least 0.5 s
 
 
