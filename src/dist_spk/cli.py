@@ -44,6 +44,8 @@ ConfigFile = Annotated[
 Overrides = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="Override one key, e.g. --set optim.lr=1e-3 (repeatable).")
 ]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also print what Ray, its workers, Lightning and W&B "
+                                       "say (always in the run's logs/ folder); or DIST_SPK_VERBOSE=1.")]
 
 
 def _version(value: bool) -> None:
@@ -57,8 +59,12 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Distributed hyper-parameter search for speaker-diarization models."""
+    from dist_spk.console import set_verbose
+
+    set_verbose(verbose)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,14 +104,14 @@ def _print_report(title: str, rows: dict[str, dict[str, object]], problems: list
     import json
 
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
+    from dist_spk.console import rich_console
     from dist_spk.data.problems import format_problems
 
     short = {"speech_hours": "speech h", "overlap_ratio": "overlap", "speakers_per_file": "spk/file",
              "sample_rates": "Hz", "channels": "ch", "target_trials": "targets"}
-    console = Console()
+    console = rich_console()
     if rows:
         table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
         columns = list(next(iter(rows.values())))
@@ -201,6 +207,8 @@ def data_synth(
     typer.echo(f"wrote {out}: {sum(summary.conversations.values())} conversations ({summary.diar_hours:.2f} h), "
                f"{summary.spk_utterances} utterances of {len(summary.voices)} speakers, {summary.trials} trials, "
                f"in {time.perf_counter() - started:.1f} s")
+    typer.echo(f"next: dist-spk data check {out / 'diar'};  dist-spk tune seg --data {out / 'diar'} --out EXP;  "
+               f"dist-spk tune spk --data {out / 'spk'} --out EXP")
 
 
 @data_app.command("prepare")
@@ -212,6 +220,9 @@ def data_prepare(
     format: Annotated[str, typer.Option(help="spk: auto, voxceleb, kaldi, csv or diarization.")] = "auto",
 ) -> None:
     """Decode a dataset once into a training cache every run and trial shares (then --set data.cache=OUT)."""
+    import time
+
+    from dist_spk.console import duration
     from dist_spk.data.protocol import is_seed_layout
     from dist_spk.data.training_cache import dataset_sources, open_cache, prepare
 
@@ -220,11 +231,14 @@ def data_prepare(
     if task not in ("seg", "spk"):
         raise DistSpkError(f"--task {task}: valid: auto, seg, spk")
     options = {"protocol": protocol} if task == "seg" else {"format": format}
+    started = time.monotonic()
     sources = dataset_sources(root, task=task, **options)
     cache = open_cache(prepare(sources, out), sources=sources)
     hours = cache.samples / 16000 / 3600
     typer.echo(f"wrote {out}: {len(cache.files)} files, {hours:.2f} h of 16 kHz audio "
-               f"({cache.samples * 2 / 1e6:.1f} MB); train with --set data.cache={out}")
+               f"({cache.samples * 2 / 1e6:.1f} MB) in {duration(time.monotonic() - started)}; train with "
+               f"--set data.cache={out}")
+    typer.echo(f"next: dist-spk tune {task} --data {root} --out EXP --set data.cache={out}")
 
 
 @data_app.command("trials")
@@ -478,8 +492,11 @@ def _tune_command(task: str, objective: str):
         max_concurrent: Annotated[int | None, typer.Option(help="Most trials at once (default: what the cluster can "
                                                            "grow to; its autoscaler adds nodes for the rest).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted search in --out.")] = False,
-        config: ConfigFile = None, overrides: Overrides = None,
+        config: ConfigFile = None, overrides: Overrides = None, verbose: Verbose = False,
     ) -> None:
+        from dist_spk.console import set_verbose
+
+        set_verbose(verbose)
         _tune(task, data, out, preset, space, num_samples, scheduler, search, workers_per_trial, gpus_per_worker,
               max_concurrent, resume, config, overrides)
 
@@ -574,15 +591,16 @@ def _print_metrics(title: str, metrics: dict[str, float], out: Path | None) -> N
     import json
 
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+
+    from dist_spk.console import rich_console
 
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
         table.add_row(name, f"{value:.4f}")
-    Console().print(table)
+    rich_console().print(table)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(metrics, indent=1))
@@ -641,6 +659,7 @@ def evaluate_pipeline_command(
     """Full diarization with our two models: DER (collar 0 and ±0.25 s), per-file table, RTTMs."""
     import json
 
+    from dist_spk.console import Stages, internals_to
     from dist_spk.pipeline.evaluate import SAMPLE, evaluate_pipeline, print_report
 
     if data != SAMPLE and not Path(data).exists():
@@ -649,15 +668,25 @@ def evaluate_pipeline_command(
         raise DistSpkError("--iterations must be at least 1")
     if rttm_dir is None:
         rttm_dir = out.with_suffix("").with_name(out.stem + "_rttm") if out else Path("rttm")
-    report = evaluate_pipeline(segmentation, embedding, data if data == SAMPLE else Path(data), split=split,
-                               tune_on=tune_on, iterations=iterations, protocol=protocol, rttm_dir=rttm_dir,
-                               clustering=clustering)
+    stages = Stages("evaluate pipeline", 3 if tune_on else 1)
+    with internals_to((out.parent if out else rttm_dir.parent) / "logs" / "evaluate-pipeline.log") as log:
+        report = evaluate_pipeline(segmentation, embedding, data if data == SAMPLE else Path(data), split=split,
+                                   tune_on=tune_on, iterations=iterations, protocol=protocol, rttm_dir=rttm_dir,
+                                   clustering=clustering, stages=stages)
     print_report(report)
-    typer.echo(f"RTTMs: {rttm_dir}/")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))
-        typer.echo(f"report: {out}")
+    final = report[report["final"]]["overall"]["collar_0"]
+    figures = [(f"DER, {split} ({report['final']} parameters)", f"{final['der']:.1%}",
+                f"{report['baselines']['one_speaker_oracle_speech']['collar_0']['der']:.1%} (one speaker, oracle "
+                "speech)"),
+               ("  confusion / false alarm / miss",
+                f"{final['confusion']:.1%} / {final['false_alarm']:.1%} / {final['miss']:.1%}",
+                f"{report['baselines']['one_speaker_whole_file']['collar_0']['der']:.1%} (one speaker, whole file)")]
+    stages.summary("pipeline evaluated", figures=figures, produced=[
+        ("RTTMs", f"{rttm_dir}/"), *([("report", str(out))] if out else []), ("logs", str(log))],
+        next_steps=[] if tune_on else ["--tune-on dev tunes the pipeline's parameters first"])
 
 
 @app.command("embed")
@@ -704,55 +733,81 @@ def demo(
     out: Annotated[Path, typer.Option(help="Demo folder: corpus/ and the runs.")] = Path("demo"),
     size: Annotated[str, typer.Option(help="Corpus size: tiny, compact, small or medium.")] = "small",
     seed: Annotated[int, typer.Option()] = 0,
+    verbose: Verbose = False,
 ) -> None:
     """Run the main job locally on the built-in synthetic corpus (generated on first use)."""
+    from dist_spk.console import Stages, internals_to, set_verbose
+
+    set_verbose(verbose)
+    stages = Stages("demo", 6)
+    with internals_to(out / "logs" / "demo.log") as log:
+        typer.echo(f"[demo] what the libraries say (Ray, Lightning, pyannote, W&B, warnings): {log}; each search's "
+                   "own: its logs/ folder; --verbose shows them here")
+        _demo_stages(stages, out, size=size, seed=seed)
+
+
+def _demo_stages(stages, out: Path, *, size: str, seed: int) -> None:
     import json
 
     from dist_spk.data.check import check_diarization
     from dist_spk.data.speakers import check_speakers, load_speakers
     from dist_spk.data.synth import synthesize
-
-    corpus = out / "corpus"
-    if not (corpus / "corpus.json").is_file():
-        typer.echo(f"[demo] synthesising the {size} corpus into {corpus}")
-        synthesize(corpus, seed=seed, size=size)
-    typer.echo("[demo] checking the diarization dataset")
-    report = check_diarization(corpus / "diar")
-    rows = {split: stats.as_row() for split, stats in report.stats.items()}
-    typer.echo("[demo] checking the speaker dataset")
-    speakers = check_speakers(load_speakers(corpus / "spk"), trials_path=corpus / "spk" / "trials.txt")
-    _print_report(f"demo corpus {corpus / 'diar'}", rows, report.problems + speakers.problems, json_out=None)
-    typer.echo(f"[demo] speakers: {len(speakers.manifest.speakers())} speakers, "
-               f"{len(speakers.manifest.utterances)} utterances, {len(speakers.trials)} trials")
     from dist_spk.launch.pretrained import pretrained_segmentation
-
-    # as the seed teams fine-tune pyannote/segmentation-3.0: a starting model, trained once per machine and cached
-    start = pretrained_segmentation(log=typer.echo)
-    typer.echo(f"[demo] segmentation trials fine-tune {start}")
-    _demo_search("seg", corpus / "diar", out / "tune-seg", f"model.init={start}", "trainer.epochs=3",
-                 "search.grace_period=1")
-    _print_baseline_check(out / "tune-seg")
-    # the speaker encoder's noise augmentation mixes the corpus's own noises (hum, babble, coloured noise)
-    _demo_search("spk", corpus / "spk", out / "tune-spk", f"data.noise_dir={(corpus / 'noise').resolve()}")
-    typer.echo("[demo] scoring the best models")
+    from dist_spk.pipeline.evaluate import evaluate_pipeline
     from dist_spk.segmentation.evaluate import evaluate_segmentation
     from dist_spk.speaker.inference import evaluate_speaker
 
-    _print_metrics(f"best segmentation model on {corpus / 'diar'} (test split)",
-                   evaluate_segmentation(out / "tune-seg" / "best" / "checkpoint.ckpt", corpus / "diar", split="test"),
-                   out / "tune-seg" / "best" / "test_metrics.json")
-    _print_metrics(f"best speaker encoder on {corpus / 'spk'} held-out trials",
-                   evaluate_speaker(out / "tune-spk" / "best" / "checkpoint.ckpt", corpus / "spk",
-                                    corpus / "spk" / "trials.txt"),
-                   out / "tune-spk" / "best" / "test_metrics.json")
-    typer.echo("[demo] the two best models as one diarization pipeline: tuned on dev, scored on test")
-    from dist_spk.pipeline.evaluate import evaluate_pipeline, print_report
-
-    report = evaluate_pipeline(out / "tune-seg" / "best", out / "tune-spk" / "best", corpus / "diar", split="test",
-                               tune_on="dev", iterations=50, rttm_dir=out / "pipeline" / "rttm")
-    print_report(report)
-    (out / "pipeline" / "report.json").write_text(json.dumps(report, indent=1))
-    typer.echo(f"[demo] pipeline report: {out / 'pipeline' / 'report.json'}, RTTMs in {out / 'pipeline' / 'rttm'}")
+    corpus = out / "corpus"
+    made = (corpus / "corpus.json").is_file()
+    with stages.stage(f"the demo corpus in {corpus}: " + ("checking it" if made else f"synthesising ({size})")):
+        if not made:
+            synthesize(corpus, seed=seed, size=size)
+        report = check_diarization(corpus / "diar")
+        rows = {split: stats.as_row() for split, stats in report.stats.items()}
+        speakers = check_speakers(load_speakers(corpus / "spk"), trials_path=corpus / "spk" / "trials.txt")
+        _print_report(f"demo corpus {corpus / 'diar'}", rows, report.problems + speakers.problems, json_out=None)
+        typer.echo(f"speaker data {corpus / 'spk'}: {len(speakers.manifest.speakers())} speakers, "
+                   f"{len(speakers.manifest.utterances)} utterances, {len(speakers.trials)} held-out trials")
+    with stages.stage("the starting segmentation model (as teams fine-tune pyannote/segmentation-3.0)"):
+        start = pretrained_segmentation(log=typer.echo)  # trained once per machine, then cached
+        typer.echo(f"segmentation trials fine-tune {start}")
+    with stages.stage("searching segmentation hyper-parameters (ASHA, 6 trials, Ray on this machine)"):
+        _demo_search("seg", corpus / "diar", out / "tune-seg", f"model.init={start}", "trainer.epochs=3",
+                     "search.grace_period=1")
+        _print_baseline_check(out / "tune-seg")
+    with stages.stage("searching speaker-encoder hyper-parameters (ASHA, 6 trials)"):
+        # its noise augmentation mixes the corpus's own noises (hum, babble, coloured noise)
+        _demo_search("spk", corpus / "spk", out / "tune-spk", f"data.noise_dir={(corpus / 'noise').resolve()}")
+    seg_best, spk_best = out / "tune-seg" / "best", out / "tune-spk" / "best"
+    with stages.stage("scoring the best models on held-out data (test conversations, unseen voices)"):
+        seg = evaluate_segmentation(seg_best / "checkpoint.ckpt", corpus / "diar", split="test")
+        (seg_best / "test_metrics.json").write_text(json.dumps(seg, indent=1))
+        spk = evaluate_speaker(spk_best / "checkpoint.ckpt", corpus / "spk", corpus / "spk" / "trials.txt")
+        (spk_best / "test_metrics.json").write_text(json.dumps(spk, indent=1))
+    with stages.stage("the two best models as one diarization pipeline: tuned on dev, scored on test"):
+        pipeline = evaluate_pipeline(seg_best, spk_best, corpus / "diar", split="test", tune_on="dev", iterations=50,
+                                     rttm_dir=out / "pipeline" / "rttm")
+        (out / "pipeline" / "report.json").write_text(json.dumps(pipeline, indent=1))
+    oracle = f"{pipeline['baselines']['one_speaker_oracle_speech']['collar_0']['der']:.1%} (one speaker, oracle speech)"
+    tuned = pipeline["tuned"]["overall"]["collar_0"]
+    stages.summary(f"demo done: {out}", figures=[
+        ("pipeline DER, test files (tuned on dev)", f"{tuned['der']:.1%}", oracle),
+        ("  confusion / false alarm / miss",
+         f"{tuned['confusion']:.1%} / {tuned['false_alarm']:.1%} / {tuned['miss']:.1%}", ""),
+        ("pipeline DER, default parameters", f"{pipeline['default']['overall']['collar_0']['der']:.1%}", ""),
+        ("segmentation DER, test chunks", f"{seg['DiarizationErrorRate']:.1%}",
+         f"{seg.get('DiarizationErrorRate/OneSpeakerOracleSpeech', float('nan')):.1%} (one speaker, oracle speech)"),
+        ("speaker EER, held-out voices", f"{spk['eer']:.1%}", "50.0% (chance)"),
+    ], produced=[
+        ("searches", f"{out / 'tune-seg'}, {out / 'tune-spk'} (summary.csv, plots/, optuna.journal)"),
+        ("best models", f"{seg_best}, {spk_best}"),
+        ("pipeline", f"{out / 'pipeline' / 'report.json'}, RTTMs in {out / 'pipeline' / 'rttm'}"),
+        ("logs", f"{out / 'logs'}, {out / 'tune-seg' / 'logs'}, {out / 'tune-spk' / 'logs'}"),
+    ], next_steps=[
+        f"dist-spk report {out / 'tune-seg'}   (tables and plots of a search)",
+        f"optuna-dashboard {out / 'tune-seg' / 'optuna.journal'}",
+        "dist-spk tune seg --data YOUR_DATA --out EXP --preset cluster   (on your data; README: cluster)",
+    ])
 
 
 def _print_baseline_check(exp: Path) -> None:
@@ -775,18 +830,15 @@ def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
     import shutil
 
     from dist_spk.config import load_config
-    from dist_spk.tune.plots import PLOTS
     from dist_spk.tune.runner import tune_task
     from dist_spk.tune.space import default_space_path, load_space
 
     if (exp / "summary.csv").is_file():
-        typer.echo(f"[demo] {task} search already done in {exp}")
-    else:
-        shutil.rmtree(exp, ignore_errors=True)  # what an interrupted demo left
-        typer.echo(f"[demo] searching {task} hyper-parameters (local preset: ASHA over 6 trials, Ray on this machine)")
-        config = load_config(task, overrides=[f"data.root={data.resolve()}", *overrides])
-        tune_task(task, config, load_space(default_space_path(task), task), exp_dir=exp)
-    typer.echo(f"[demo] plots in {exp / 'plots'}: {', '.join(f'{name}.png' for name in PLOTS)}")
+        typer.echo(f"{task} search already done in {exp}")
+        return
+    shutil.rmtree(exp, ignore_errors=True)  # what an interrupted demo left
+    config = load_config(task, overrides=[f"data.root={data.resolve()}", *overrides])
+    tune_task(task, config, load_space(default_space_path(task), task), exp_dir=exp)
 
 
 @app.command("doctor")

@@ -112,13 +112,45 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
     (model,) = [a for a in artifacts if a.type == "model"]
     assert {entry.path for entry in model.manifest.contents} == {"checkpoint.ckpt", "config.yaml", "metrics.json"}
     assert "wandb sync" in result.stdout
+    # the console, captured (not a terminal): one plain line per trial event and the closing summary; Ray's, the
+    # workers' and W&B's own lines in EXP/logs/ instead
+    assert_no_internals(result.stdout + result.stderr)
+    lines = result.stdout.splitlines()
+    assert len(lines) < 6 * (1 + 4 + 1) + 25
+    for trial in histories:
+        assert sum(line.startswith(f"[search] {trial} started (") for line in lines) == 1
+        assert sum(line.startswith(f"[search] {trial} ") and (" completed after " in line or " stopped early by ASHA "
+                                                              "after " in line) for line in lines) == 1
+        received = len((exp / "tune" / trial / "result.json").read_text().splitlines())  # what Tune got
+        assert sum(line.startswith(f"[search] {trial} epoch ") for line in lines) == received
+    assert "trials by best eer" in result.stdout and "6 trials (" in result.stdout
+    logs = exp / "logs"
+    assert f"[tune] Ray's, the workers' and W&B's messages: {logs}/" in result.stdout
+    assert "Started a local Ray instance" in (logs / "driver.log").read_text()
+    assert "(RayTrainWorker pid=" in (logs / "workers.log").read_text()
+    for trial in histories:
+        worker_lines = (logs / f"trial-{trial}.log").read_text()
+        assert f"[trial {trial}] [epoch 0] " in worker_lines and "RayTrainWorker" in worker_lines
+
+
+INTERNALS = ("pid=", "TrainController", "RayTrainWorker", "PlacementGroupCleaner", "raylet", "Warning", "WARNING",
+             "INFO", "wandb:", "Trial status", "repeated", "Traceback", "Checkpoint successfully created")
+
+
+def assert_no_internals(console: str) -> None:
+    found = [line for line in console.splitlines() if any(word in line for word in INTERNALS)]
+    assert not found, "\n".join(found[:20])
 
 
 def test_optuna_search_one_trial_at_a_time(small_corpus, tmp_path, space):
     exp = tmp_path / "exp"
-    run(tune_command(small_corpus, exp, space, "--num-samples", "2", "--search", "optuna", "--scheduler", "fifo",
-                     "--set", "trainer.epochs=2", "--set", "search.max_concurrent=1"))
+    result = run(tune_command(small_corpus, exp, space, "--num-samples", "2", "--search", "optuna", "--scheduler",
+                              "fifo", "--set", "trainer.epochs=2", "--set", "search.max_concurrent=1", "--verbose"))
+    # --verbose: the workers' lines on the console too, each naming its trial, none folded by Ray
     histories = metrics_of(exp)
+    for trial in histories:
+        assert "(RayTrainWorker pid=" in result.stdout and f"trial {trial}) [trial {trial}] [epoch 1] " in result.stdout
+    assert "repeated" not in result.stdout + result.stderr and "Started a local Ray instance" in result.stderr
     assert len(histories) == 2 and all(len(h) == 2 for h in histories.values())
     assert list((exp / "tune").glob("searcher-state-*.pkl"))  # OptunaSearch saved its study
     # one at a time: each trial's first report comes after the previous trial's last one

@@ -43,6 +43,7 @@ def test_trial_runs_join_the_sweep_keep_the_best_and_finish(tmp_path, monkeypatc
     restored = pickle.loads(pickle.dumps(callback))  # Tune pickles callbacks into its state: no open run goes
     assert restored._runs == {} and restored.sweep_id == "sw1abc"
     callback.on_trial_complete(3, [], trial)
+    callback.close()  # as at the search's end: the queued W&B calls done, the thread ended
 
     (path,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
     info = run_info(path)
@@ -80,9 +81,11 @@ def test_step_logs_stream_between_epochs_and_a_resumed_trial_does_not_repeat_the
     worker_writes(1)
     worker_writes(2)
     callback.on_step_end(1, [])  # Tune's loop, while the epoch is still running
+    callback.flush()  # W&B's calls run on the callback's own thread (its calls return at once)
     worker_writes(3)
     worker_writes(4, partial=True)  # a line the worker is still writing waits
     callback.on_step_end(2, [])
+    callback.flush()
     with steps.open("a") as handle:
         handle.write(json.dumps({"step": 4, "epoch": 1.0, "train_step/loss": 0.25, "train_step/lr": 0.01})[10:] + "\n")
     callback.on_trial_result(3, [], trial, {"epoch": 0, "eer": 0.3})  # the epoch's last steps go first
@@ -95,6 +98,7 @@ def test_step_logs_stream_between_epochs_and_a_resumed_trial_does_not_repeat_the
     worker_writes(5)
     resumed.on_trial_result(1, [], trial, {"epoch": 1, "eer": 0.2})
     resumed.on_trial_complete(2, [], trial)
+    resumed.close()
 
     first, second = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert [row.get("step", "epoch") for row in history(first)] == [1, 2, 3, 4, "epoch"]

@@ -91,7 +91,8 @@ def prepare(sources: list[Path], out: Path, *, progress: bool = True) -> Path:
     try:
         files, offset = [], 0
         with (staging / AUDIO).open("wb") as handle:
-            for key in tqdm(keys, desc=f"caching {len(keys)} files", unit="file", disable=not progress):
+            for key in tqdm(keys, desc=f"caching {len(keys)} files", unit="file", leave=False,
+                            disable=None if progress else True):  # None: on a terminal only
                 path = Path(key)
                 samples = _decode(path)
                 handle.write(samples.tobytes())

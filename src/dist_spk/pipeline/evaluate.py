@@ -107,7 +107,8 @@ def with_waveform(file: dict) -> dict:
 def diarize(pipeline, files: list[dict], *, desc: str) -> list[tuple[dict, Any]]:
     from tqdm import tqdm
 
-    return [(file, pipeline(with_waveform(file))) for file in tqdm(files, desc=desc, unit="file")]
+    return [(file, pipeline(with_waveform(file))) for file in tqdm(files, desc=desc, unit="file", leave=False,
+                                                                   disable=None)]  # None: on a terminal only
 
 
 def write_rttms(results: list[tuple[dict, Any]], folder: Path) -> None:
@@ -119,14 +120,19 @@ def write_rttms(results: list[tuple[dict, Any]], folder: Path) -> None:
 
 def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str | Path, *, split: str = "test",
                       tune_on: str | None = None, iterations: int = 100, protocol: str = "", seed: int = 0,
-                      rttm_dir: Path | None = None, clustering: str = "agglomerative") -> dict[str, Any]:
+                      rttm_dir: Path | None = None, clustering: str = "agglomerative", stages=None) -> dict[str, Any]:
     """Diarize ``split`` with the untuned defaults and, after tuning on ``tune_on``, with the tuned parameters.
 
     Returns a JSON-ready dict: ``default`` (params, DER report), ``tuned`` (params, DER report, the
     tuning objective per iteration) when ``tune_on`` is given, and ``final`` naming which of them the
-    RTTMs in ``rttm_dir`` hold.
+    RTTMs in ``rttm_dir`` hold. ``stages`` (a :class:`dist_spk.console.Stages`) numbers the steps on the console.
     """
+    import contextlib
+
     from dist_spk.pipeline.diarization import build_pipeline, tune_pipeline
+
+    def stage(title: str):
+        return stages.stage(title) if stages is not None else contextlib.nullcontext()
 
     files = pipeline_files(data, split, protocol=protocol)
     tuning_files = pipeline_files(data, tune_on, protocol=protocol) if tune_on else []
@@ -135,13 +141,16 @@ def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str
     report: dict[str, Any] = {"data": str(data), "split": split, "segmentation": str(segmentation),
                               "embedding": str(embedding), "clustering": clustering,
                               "baselines": baseline_reports(files)}
-    default_results = diarize(pipeline, files, desc=f"diarizing {split} (default params)")
+    with stage(f"diarizing {len(files)} {split} file(s) with the default parameters"):
+        default_results = diarize(pipeline, files, desc=f"diarizing {split} (default params)")
     report["default"] = {"params": pipeline.parameters(instantiated=True), **der_report(default_results)}
     final = default_results
     if tune_on:
-        params, history = tune_pipeline(pipeline, [with_waveform(f) for f in tuning_files], iterations=iterations,
-                                        seed=seed)
-        tuned_results = diarize(pipeline, files, desc=f"diarizing {split} (tuned params)")
+        with stage(f"tuning the pipeline on {len(tuning_files)} {tune_on} file(s), {iterations} iterations"):
+            params, history = tune_pipeline(pipeline, [with_waveform(f) for f in tuning_files],
+                                            iterations=iterations, seed=seed)
+        with stage(f"diarizing the {split} files with the tuned parameters"):
+            tuned_results = diarize(pipeline, files, desc=f"diarizing {split} (tuned params)")
         report["tuned"] = {"params": params, "tuned_on": tune_on, "iterations": iterations,
                            "objective_history": history, **der_report(tuned_results)}
         final = tuned_results
@@ -156,8 +165,9 @@ def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str
 def print_report(report: dict[str, Any]) -> None:
     """Per-file table of the final parameters, then the overall DER of each parameter set."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+
+    from dist_spk.console import rich_console
 
     final = report[report["final"]]
     table = Table(title=f"{report['split']}: DER per file ({report['final']} params)", box=box.SIMPLE_HEAD)
@@ -168,7 +178,7 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_row(row["uri"], f"{row['scored_seconds']:.1f}", f"{row['speakers']}/{row['hypothesis_speakers']}",
                       f"{c0['der']:.2%}", f"{c0['confusion']:.2%}", f"{c0['false_alarm']:.2%}", f"{c0['miss']:.2%}",
                       f"{row['collar_0.25']['der']:.2%}")
-    console = Console()
+    console = rich_console()
     console.print(table)
     rows = [(name, report[name]["overall"], json.dumps(report[name]["params"]))
             for name in ("default", "tuned") if name in report]

@@ -17,6 +17,7 @@ from pyannote.database.protocol import SpeakerDiarizationProtocol
 
 from dist_spk.config import config_from_dict
 from dist_spk.config.tasks import SegLossConfig
+from dist_spk.console import terminal
 from dist_spk.data.layout import PYANNOTE_SUBSET
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.runs.run_dir import resolve_checkpoint
@@ -51,7 +52,7 @@ def evaluate_segmentation(checkpoint: Path, data: Path, *, protocol: str = "", s
 
     from dist_spk.data.protocol import load_protocol
     from dist_spk.segmentation.model import load_pretrained
-    from dist_spk.segmentation.task import SEG_METRICS, SegmentationTask
+    from dist_spk.segmentation.task import SEG_BASELINES, SEG_METRICS, SegmentationTask
 
     if split not in PYANNOTE_SUBSET:
         raise DistSpkError(f"unknown split {split!r}; valid: {', '.join(PYANNOTE_SUBSET)}")
@@ -77,9 +78,9 @@ def evaluate_segmentation(checkpoint: Path, data: Path, *, protocol: str = "", s
             cache=str(Path(scratch) / "cache.npz"),
         )
         model.task = task
-        trainer = lightning.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=True,
+        trainer = lightning.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=terminal(),
                                     enable_model_summary=False)
         with warnings.catch_warnings():  # the task logs for a logger this one-off validation does not need
             warnings.filterwarnings("ignore", message=r".*no logger configured.*")
             (results,) = trainer.validate(model, verbose=False)
-    return {name: float(results[name]) for name in SEG_METRICS if name in results}
+    return {name: float(results[name]) for name in (*SEG_METRICS, *SEG_BASELINES) if name in results}

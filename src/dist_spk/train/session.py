@@ -87,7 +87,7 @@ class RaySession:
 
     distributed = True
 
-    def __init__(self, *, run_dir: str | Path, resume_from: str | None = None) -> None:
+    def __init__(self, *, run_dir: str | Path, resume_from: str | None = None, trial_id: str | None = None) -> None:
         import ray.train
 
         self._train = ray.train
@@ -96,6 +96,10 @@ class RaySession:
         self.world_size = context.get_world_size()
         # Ray Train restarted this worker group after a failure (a new run has no checkpoint yet)
         self.restarted = ray.train.get_checkpoint() is not None
+        # a search's trial: every console line names it (the driver's logs file it by trial, launch/worker_logs.py)
+        self.tag = f"[trial {trial_id}] " if trial_id else ""
+        if self.tag:
+            self.console(f"rank {self.world_rank} of {self.world_size}")
         self._scratch = Path(tempfile.mkdtemp(prefix="dist_spk-"))
         self.resume_from = resume_from
         self.run_location = storage.normalize(run_dir)
@@ -116,7 +120,7 @@ class RaySession:
         ``file=`` other than sys.stdout bypasses the patch; the worker's real stdout still reaches
         the driver's console and Ray's worker log.
         """
-        print(line, file=sys.__stdout__ or sys.stdout, flush=True)
+        print(self.tag + line, file=sys.__stdout__ or sys.stdout, flush=True)
 
     def lightning_kwargs(self, config: TrainerConfig) -> dict[str, Any]:
         from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment

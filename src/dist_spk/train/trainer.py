@@ -17,6 +17,7 @@ def build_trainer(config: TrainerConfig, session, callbacks: list, *, run_dir: P
     import lightning
     from lightning.pytorch.loggers import CSVLogger
 
+    from dist_spk.console import terminal
     from dist_spk.train.callbacks import StepLog
 
     if config.log_every_n_steps:
@@ -31,7 +32,7 @@ def build_trainer(config: TrainerConfig, session, callbacks: list, *, run_dir: P
         num_sanity_val_steps=0,
         check_val_every_n_epoch=1,
         enable_checkpointing=False,  # EpochReport writes last/best and reports them
-        enable_progress_bar=not session.distributed,
+        enable_progress_bar=not session.distributed and terminal(),  # a bar redrawn in a log is noise
         enable_model_summary=False,
         log_every_n_steps=1,
         logger=CSVLogger(run_dir, name="lightning_logs"),

@@ -35,7 +35,8 @@ def ray_worker(payload: dict[str, Any]) -> None:
     from dist_spk.train.session import RaySession
 
     stamp(payload, "entered")
-    session = RaySession(run_dir=payload["run_dir"], resume_from=payload.get("resume_from"))
+    session = RaySession(run_dir=payload["run_dir"], resume_from=payload.get("resume_from"),
+                         trial_id=payload.get("trial_id"))
     if session.restarted:
         forget_launch(payload)
     payload |= {key: session.fetch(payload[key]) for key in SHARED_ENTRIES if payload.get(key)}

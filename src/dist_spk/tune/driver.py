@@ -142,6 +142,10 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
 
     name = _run_name(exp_dir, trial_id)
     _record_start(run_location, name, restored)
+    # names this process's output in the driver's logs (dist_spk.launch.worker_logs)
+    print(f"[trial {trial_id}] Ray Train run {name}" + (f", continuing from {restored}" if restored else ""),
+          flush=True)
+    payload["trial_id"] = trial_id
     payload = launched(payload)
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     trainer = torch_trainer(payload, config.trainer, storage_location=storage.join(exp_dir, "train"),

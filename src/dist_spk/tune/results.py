@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +121,9 @@ def best_checkpoint_of(run_location: str) -> Path | None:
 
 def print_table(rows: list[dict], *, objective: str, params: list[str]) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+
+    from dist_spk.console import rich_console
 
     table = Table(title=f"trials by best {objective}", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("trial", "status", "epochs", objective, *params):
@@ -132,7 +132,7 @@ def print_table(rows: list[dict], *, objective: str, params: list[str]) -> None:
         value = row[f"best_{objective}"]
         table.add_row(row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}",
                       *(_short(row.get(p)) for p in params))
-    Console(width=None if sys.stdout.isatty() else 200).print(table)  # logs and CI: no wrapping
+    rich_console().print(table)
 
 
 def _short(value: Any) -> str:

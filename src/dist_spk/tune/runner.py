@@ -28,10 +28,12 @@ import yaml
 
 from dist_spk.config import save_config, to_dict
 from dist_spk.config.tasks import TrainerConfig
+from dist_spk.console import internals_to
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity
 from dist_spk.launch.ray_train import check_gpu_workers, check_shared_storage
 from dist_spk.launch.run import CHECKS, OBJECTIVES, PREPARES
+from dist_spk.launch.worker_logs import capture_worker_output
 from dist_spk.runs import storage
 from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep, variant_list
 
@@ -136,6 +138,7 @@ def trial_name(trial) -> str:
     return f"{trial.trial_id}-{variant['name']}" if isinstance(variant, dict) else trial.trial_id
 
 
+LOGS_DIR, DRIVER_LOG = "logs", "driver.log"  # EXP/logs/: what Ray, the workers and W&B said (dist_spk.console)
 STOPPED_FILE = "stopped.json"  # in a trial's run directory: ASHA stopped it before the search was interrupted
 
 
@@ -266,11 +269,6 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
 
     The dataset is checked and the shared data prepared before any Ray resource is taken.
     """
-    from ray import tune
-
-    from dist_spk.tune.driver import trial_driver
-    from dist_spk.tune.wandb_logging import wandb_callback
-
     exp, mirror = storage.normalize(exp_dir), storage.local_mirror(exp_dir)
     remote = storage.is_remote(exp)
     state = storage.join(exp, "tune")
@@ -282,6 +280,23 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
         raise DistSpkError(f"{exp}: no search to resume (no {state})")
     check_search(task, config, params)
     CHECKS[task](config)
+    import ray.tune  # noqa: F401 - Ray sets its loggers' handlers when imported: before internals_to takes them
+
+    logs = mirror / LOGS_DIR
+    with internals_to(logs / DRIVER_LOG):
+        return _search(task, config, params, exp=exp, mirror=mirror, resume=resume)
+
+
+def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, resume: bool):
+    from ray import tune
+
+    from dist_spk.tune.driver import trial_driver
+    from dist_spk.tune.live_view import SearchView, asha_rungs
+    from dist_spk.tune.wandb_logging import wandb_callback
+
+    remote = storage.is_remote(exp)
+    state = storage.join(exp, "tune")
+    logs = mirror / LOGS_DIR
     for warning in search_warnings(task, config):
         print(f"[tune] warning: {warning}", flush=True)
     # what the cluster can become, before anything is written: a trial shape no node type holds is refused here
@@ -313,6 +328,15 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
     wandb_logger, offline = wandb_callback(config.search.wandb_project, mirror, objective=metric,
                                            base=to_dict(config), location=exp,
                                            sweep=to_wandb_sweep(params, metric=metric, method=method))
+    # Tune repeats the grid (and every variant) num_samples times
+    grid = math.prod(len(p.args[0]) for p in params if p.kind in ("grid", "variant"))
+    total = config.search.num_samples * grid
+    search = config.search
+    view = SearchView(objective=metric, max_epochs=config.trainer.epochs, total_trials=total,
+                      params=[p.key for p in params if p.kind != "constant"], scheduler=search.scheduler,
+                      rungs=asha_rungs(grace_period=min(search.grace_period, config.trainer.epochs),
+                                       reduction_factor=search.reduction_factor, max_t=config.trainer.epochs)
+                      if search.scheduler == "asha" else (), logs_dir=logs)
     storage_path, filesystem = storage.ray_storage(exp)
     if resume:
         tuner = tune.Tuner.restore(storage.ray_storage(state)[0], trainable=trainable, resume_errored=True,
@@ -334,22 +358,24 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
                 name="tune",
                 storage_path=storage_path,
                 storage_filesystem=filesystem,
-                callbacks=[wandb_logger, scheduler_state(scheduler, exp=exp)],
+                callbacks=[wandb_logger, scheduler_state(scheduler, exp=exp), view],
                 failure_config=tune.FailureConfig(max_failures=config.search.max_trial_failures),
                 # Tune keeps pointers to Train's checkpoints (tune/driver.py): a few for PBT, which exploits
                 # other trials' recent ones (Ray warns at <= 2); else the latest is enough
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if config.search.scheduler == "pbt" else 1),
-                verbose=1,
+                verbose=0,  # the live view (tune/live_view.py) instead of Tune's status tables
             ),
         )
-    # Tune repeats the grid (and every variant) num_samples times
-    grid = math.prod(len(p.args[0]) for p in params if p.kind in ("grid", "variant"))
-    print(f"[tune] {config.search.num_samples * grid} trials of {task}, {concurrent} at a time, scheduler "
-          f"{config.search.scheduler}, search {config.search.search}; objective {metric} (lower is better)",
-          flush=True)
+    # Tune's "new output" prints an experiment header even at verbose=0; its classic output prints nothing there
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    print(f"[tune] {total} trials of {task}, {concurrent} at a time, scheduler {search.scheduler}, search "
+          f"{search.search}; objective {metric} (lower is better)", flush=True)
+    print(f"[tune] Ray's, the workers' and W&B's messages: {logs}/ (--verbose shows them here)", flush=True)
     try:
-        results = tuner.fit()
+        with capture_worker_output(logs):
+            results = tuner.fit()
     finally:
+        view.close()
         wandb_logger.close()  # every trial's run file complete (W&B's exit record) before tune returns
     del tuner
     if offline:
@@ -363,12 +389,18 @@ def tune_task(task: str, config, params: list[Param], *, exp_dir: str | Path, re
               ) -> tuple[list[dict], Path | None]:
     """Run the search, then write ``summary.csv``, ``best/``, the plots and the Optuna study, and print the table;
     return (rows, best dir: in the local mirror when ``exp_dir`` is an object store, uploaded there too)."""
+    results = run_search(task, config, params, exp_dir=exp_dir, resume=resume)
+    exp, mirror = storage.normalize(exp_dir), storage.local_mirror(exp_dir)
+    with internals_to(mirror / LOGS_DIR / DRIVER_LOG):
+        return _conclude(task, config, params, results, exp=exp, mirror=mirror)
+
+
+def _conclude(task: str, config, params: list[Param], results, *, exp: str, mirror: Path
+              ) -> tuple[list[dict], Path | None]:
     from dist_spk.tune.plots import draw_report
     from dist_spk.tune.results import export_best, print_table, trial_rows, write_summary
     from dist_spk.tune.wandb_logging import log_experiment
 
-    results = run_search(task, config, params, exp_dir=exp_dir, resume=resume)
-    exp, mirror = storage.normalize(exp_dir), storage.local_mirror(exp_dir)
     if storage.is_remote(exp):  # what the workers published
         storage.download(storage.join(exp, "trials"), mirror / "trials", skip=storage.HEAVY)
     exp_dir = mirror

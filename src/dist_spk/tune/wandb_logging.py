@@ -25,9 +25,11 @@ and keeps the objective's *last* value in the summary. Here:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import netrc
 import os
+import queue
 import socket
 import threading
 import time
@@ -38,6 +40,7 @@ from urllib.parse import urlsplit
 
 from ray.tune import Callback
 
+from dist_spk.console import verbose
 from dist_spk.errors import DistSpkError
 from dist_spk.launch.secrets import JOB_CONFIG_VAR, SECRETS, adopt_submitted_secrets  # noqa: F401 (re-exported)
 from dist_spk.runs import storage
@@ -132,6 +135,10 @@ def open_run(*, folder: Path | str, offline: bool, objective: str | None = None,
 
     run = wandb.init(dir=str(folder), mode="offline" if offline else "online", reinit="create_new",
                      settings=wandb.Settings(console="off", silent=True, sweep_id=sweep_id), **init)
+    if not verbose():
+        # W&B's own console messages ("wandb: Generating checksum ...") into the log file (dist_spk.console): its
+        # silent setting is read once, when W&B first sets up in the process, so it is set again here
+        wandb.termsetup(wandb.Settings(silent=True), logging.getLogger("dist_spk.wandb"))
     if objective is not None:
         run.define_metric("epoch")
         run.define_metric("*", step_metric="epoch")
@@ -151,85 +158,154 @@ def log_epoch(run, row: dict[str, float], *, objective: str, best: float) -> flo
 
 
 class TrialRuns(Callback):
-    """One W&B run per trial, opened, logged and finished in the search's driver process."""
+    """One W&B run per trial, opened, logged and finished in the search's driver process.
+
+    Tune calls its callbacks in its event loop, between scheduling decisions, and warns when one takes over 0.5 s
+    ("a performance bottleneck"). Opening a W&B run takes seconds (``wandb.init`` starts and handshakes a run in
+    W&B's service) and logging waits on it too, so the callbacks only queue the work: one thread, in order, does
+    every W&B call (bench/driver_callback.py measures both ways). :meth:`flush` waits for it, :meth:`close`
+    finishes everything. A W&B failure is written to the log and said once; it never stops the search.
+    """
 
     def __init__(self, *, project: str, exp_dir: Path, objective: str, base: dict[str, Any], offline: bool,
                  sweep_id: str | None = None, job_type: str = "trial", poll_seconds: float = 2.0,
-                 location: str | None = None):
+                 location: str | None = None, in_background: bool = True):
         # W&B's files go to exp_dir (local: the experiment, or its mirror); trials' step logs are read at location
         self.project, self.exp_dir, self.objective = project, str(exp_dir), objective
         self.location = location or str(Path(exp_dir).resolve())
         self.base, self.offline, self.job_type, self.sweep_id = flatten(base), offline, job_type, sweep_id
         self.group = experiment_group(Path(exp_dir), location=self.location)
         self.poll_seconds = poll_seconds
+        self.in_background = in_background
         self._runs: dict[str, Any] = {}
         self._steps: dict[str, JsonlTail] = {}
         self._best: dict[str, float] = {}
         self._polled = 0.0
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self.failures: list[str] = []
 
     def __getstate__(self) -> dict[str, Any]:
-        """Tune pickles its callbacks into the experiment state: open runs stay in this process."""
-        return {**self.__dict__, "_runs": {}, "_steps": {}}
+        """Tune pickles its callbacks into the experiment state: open runs and the thread stay in this process."""
+        return {**self.__dict__, "_runs": {}, "_steps": {}, "_queue": None, "_thread": None}
 
-    def _run(self, trial):
-        run = self._runs.get(trial.trial_id)
-        if run is None:
-            config = {**self.base, **{k: _plain(v) for k, v in trial.config.items()}}
-            variant = trial.config.get("variant")  # a variant list's trial: its name beside the id
-            name = f"{trial.trial_id}-{variant['name']}" if isinstance(variant, dict) else trial.trial_id
-            run = open_run(folder=self.exp_dir, offline=self.offline, objective=self.objective, sweep_id=self.sweep_id,
-                           project=self.project, group=self.group, job_type=self.job_type, name=name,
-                           id=f"{self.group}-{trial.trial_id}", resume="allow", config=config)
-            self._runs[trial.trial_id] = run
-            # a trial resumed by a new driver had its earlier steps streamed by the old one
-            self._steps[trial.trial_id] = JsonlTail(storage.join(self.location, "trials", trial.trial_id, STEPS_FILE),
-                                                    from_end=True)
-        return run
+    # --- the driver side: queue the work -------------------------------------------------------------------------
+    def _submit(self, work, *args) -> None:
+        if not self.in_background:
+            self._do(work, *args)
+            return
+        if self._thread is None or not self._thread.is_alive():
+            self._queue = queue.Queue()
+            self._thread = threading.Thread(target=self._work, name="wandb-trial-runs", daemon=True)
+            self._thread.start()
+        self._queue.put((work, args))
 
-    def _stream_steps(self, trial_id: str) -> None:
-        for row in self._steps[trial_id].rows():
-            self._runs[trial_id].log(row)
+    def flush(self) -> None:
+        """Wait until every queued W&B call is done."""
+        if self._queue is not None:
+            self._queue.join()
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._run(trial)
+        self._tail(trial.trial_id)  # here: where the step log ends now, not when the W&B thread gets to it
+        self._submit(self._open, trial.trial_id, dict(trial.config))
 
     def on_step_end(self, iteration, trials, **info):
         """Tune's event loop turns many times a second: stream the step logs every ``poll_seconds``."""
         if time.monotonic() - self._polled < self.poll_seconds:
             return
         self._polled = time.monotonic()
+        self._submit(self._stream_all)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._submit(self._log_result, trial.trial_id, dict(trial.config), metrics_of(result))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._submit(self._finish, trial.trial_id, 0)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._submit(self._finish, trial.trial_id, 1)
+
+    def close(self) -> None:
+        """Finish every run still open (an interrupted search): their files are complete on disk when it returns."""
+        self._submit(self._finish_all)
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = self._queue = None
+
+    def on_experiment_end(self, trials, **info):
+        self.close()
+
+    # --- the W&B thread ----------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                work, args = item
+                self._do(work, *args)
+            finally:
+                self._queue.task_done()
+
+    def _do(self, work, *args) -> None:
+        try:
+            work(*args)
+        except Exception as error:  # noqa: BLE001 - the dashboard never stops the search
+            logging.getLogger("dist_spk.wandb").exception("W&B logging failed in %s", getattr(work, "__name__", work))
+            if not self.failures:
+                print(f"[tune] W&B logging failed ({type(error).__name__}: {error}); the search goes on; details "
+                      "in the experiment's logs/driver.log", flush=True)
+            self.failures.append(f"{type(error).__name__}: {error}")
+
+    def _open(self, trial_id: str, trial_config: dict[str, Any]):
+        run = self._runs.get(trial_id)
+        if run is None:
+            config = {**self.base, **{k: _plain(v) for k, v in trial_config.items()}}
+            variant = trial_config.get("variant")  # a variant list's trial: its name beside the id
+            name = f"{trial_id}-{variant['name']}" if isinstance(variant, dict) else trial_id
+            run = open_run(folder=self.exp_dir, offline=self.offline, objective=self.objective, sweep_id=self.sweep_id,
+                           project=self.project, group=self.group, job_type=self.job_type, name=name,
+                           id=f"{self.group}-{trial_id}", resume="allow", config=config)
+            self._runs[trial_id] = run
+            self._tail(trial_id)
+        return run
+
+    def _tail(self, trial_id: str) -> JsonlTail:
+        """The trial's step log, followed from its end now: a trial resumed by a new driver had its earlier steps
+        streamed by the old one."""
+        if trial_id not in self._steps:
+            self._steps[trial_id] = JsonlTail(storage.join(self.location, "trials", trial_id, STEPS_FILE),
+                                              from_end=True)
+        return self._steps[trial_id]
+
+    def _stream_steps(self, trial_id: str) -> None:
+        for row in self._tail(trial_id).rows():
+            self._runs[trial_id].log(row)
+
+    def _stream_all(self) -> None:
         for trial_id in self._runs:
             self._stream_steps(trial_id)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        run = self._run(trial)
-        self._stream_steps(trial.trial_id)  # the epoch's steps first
-        self._best[trial.trial_id] = log_epoch(run, metrics_of(result), objective=self.objective,
-                                               best=self._best.get(trial.trial_id, math.inf))
+    def _log_result(self, trial_id: str, trial_config: dict[str, Any], row: dict[str, float]) -> None:
+        run = self._open(trial_id, trial_config)
+        self._stream_steps(trial_id)  # the epoch's steps first
+        self._best[trial_id] = log_epoch(run, row, objective=self.objective,
+                                         best=self._best.get(trial_id, math.inf))
 
-    def _finish(self, trial, exit_code: int) -> None:
-        run = self._runs.get(trial.trial_id)
+    def _finish(self, trial_id: str, exit_code: int) -> None:
+        run = self._runs.get(trial_id)
         if run is not None:
-            self._stream_steps(trial.trial_id)
+            self._stream_steps(trial_id)
             run.finish(exit_code=exit_code)
-            del self._runs[trial.trial_id], self._steps[trial.trial_id]
+            del self._runs[trial_id], self._steps[trial_id]
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finish(trial, 0)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._finish(trial, 1)
-
-    def close(self) -> None:
-        """Finish every run still open (an interrupted search): their files are complete on disk."""
+    def _finish_all(self) -> None:
         for trial_id, run in self._runs.items():
             self._stream_steps(trial_id)
             run.finish()
         self._runs.clear()
         self._steps.clear()
-
-    def on_experiment_end(self, trials, **info):
-        self.close()
 
 
 def reachable(url: str, *, timeout: float = 5.0) -> bool:

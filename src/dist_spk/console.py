@@ -1,0 +1,142 @@
+"""The console a person reads: stages of long commands, closing summaries, and where library internals go.
+
+A command's own lines are short and say what happens to the user's data. The libraries it drives (Ray, Lightning,
+pyannote, speechbrain, W&B) have their own loggers and warnings; :func:`internals_to` sends those to a log file
+(``EXP/logs/``) whose path is printed once. ``--verbose`` (or ``DIST_SPK_VERBOSE=1``) brings them back to the console.
+
+On a terminal, progress is drawn in place (rich, tqdm); when the output is a file or a pipe (CI, ``ray job logs``),
+each stage and event is one plain line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+VERBOSE_VAR = "DIST_SPK_VERBOSE"
+# the loggers of what dist_spk drives, and dist_spk's own details ("dist_spk.wandb": W&B's console messages)
+LIBRARY_LOGGERS = ("ray", "lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "pyannote",
+                   "speechbrain", "py.warnings", "torch", "urllib3", "botocore", "filelock", "fsspec", "dist_spk")
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_VAR, "").lower() not in ("", "0", "false", "no")
+
+
+def set_verbose(on: bool) -> None:
+    """Set for this process and what it starts (Ray's local workers inherit the environment)."""
+    if on:
+        os.environ[VERBOSE_VAR] = "1"
+
+
+def terminal() -> bool:
+    """Whether stdout is a terminal a view can be redrawn on."""
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
+def rich_console():
+    """A rich Console for tables: the terminal's width, or 120 columns in a file or pipe (rich's default, 80,
+    truncates file names in a log)."""
+    from rich.console import Console
+
+    return Console(width=None if terminal() else int(os.environ.get("COLUMNS", 120)), highlight=False)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+@contextlib.contextmanager
+def internals_to(log_file: Path | str) -> Iterator[Path]:
+    """While inside: the libraries' loggers and Python warnings write to ``log_file`` (appended), and to the
+    console too only when :func:`verbose`. Restored on exit.
+
+    Loggers already set up (Ray's, set when ``ray`` is imported) get the file instead of their console handlers;
+    the root logger gets it too, which catches the loggers of libraries imported later (Lightning adds a console
+    handler of its own only when the root logger has none).
+    """
+    log_file = Path(log_file)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loud = verbose()
+    root = logging.getLogger()
+    saved = [(root, list(root.handlers), root.propagate, root.level)]
+    on_console = any(getattr(h, "stream", None) in (sys.stderr, sys.stdout) for h in root.handlers)
+    root.handlers = [*root.handlers, handler, *([logging.StreamHandler()] if loud and not on_console else [])]
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, list(logger.handlers), logger.propagate, logger.level))
+        if loud and logger.handlers:  # its own console handler stays, and it writes to the file as well
+            logger.handlers = [*logger.handlers, handler]
+        elif not loud:  # through the root logger: to the file only
+            logger.handlers, logger.propagate = [], True
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+    with warnings.catch_warnings():
+        logging.captureWarnings(True)  # warnings.warn -> the "py.warnings" logger -> the file
+        try:
+            yield log_file
+        finally:
+            logging.captureWarnings(False)
+            for logger, handlers, propagate, level in saved:
+                logger.handlers, logger.propagate = handlers, propagate
+                logger.setLevel(level)
+            handler.close()
+
+
+class Stages:
+    """A long command's stages: one numbered line as each begins and one as it ends (its time), the stage's own
+    progress bars in between; :meth:`summary` closes the command."""
+
+    def __init__(self, command: str, total: int) -> None:
+        self.command, self.total, self.done = command, total, 0
+        self.started = time.monotonic()
+
+    @contextlib.contextmanager
+    def stage(self, title: str) -> Iterator[None]:
+        self.done += 1
+        say(f"[{self.command} {self.done}/{self.total}] {title}")
+        started = time.monotonic()
+        yield
+        say(f"[{self.command} {self.done}/{self.total}] done in {duration(time.monotonic() - started)}")
+
+    def summary(self, title: str, *, figures: list[tuple[str, str, str]], produced: list[tuple[str, str]],
+                next_steps: list[str]) -> None:
+        """The closing block: the key figures beside their trivial baselines, what was written where, what to run
+        next. ``figures``: (what, value, baseline); ``produced``: (what, where)."""
+        from rich import box
+        from rich.table import Table
+
+        console = rich_console()
+        console.print(f"\n{title} (in {duration(time.monotonic() - self.started)})", style="bold")
+        if figures:
+            table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+            for column in ("", "result", "trivial baseline"):
+                table.add_column(column, justify="left" if not column else "right")
+            for row in figures:
+                table.add_row(*row)
+            console.print(table)
+        for what, where in produced:
+            console.print(f"  {what:<24} {where}")
+        for line in next_steps:
+            console.print(f"  next: {line}")
+        sys.stdout.flush()
