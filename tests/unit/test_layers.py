@@ -10,7 +10,7 @@ import dist_spk
 SRC = Path(dist_spk.__file__).parent
 # a package (or top-level module) and its layer: a module may import its own layer and those below
 LAYERS = {
-    "errors": 0, "cuda": 0, "hub": 0, "optim": 0, "config": 0, "runs": 0, "data": 0,
+    "errors": 0, "cuda": 0, "hub": 0, "optim": 0, "config": 0, "runs": 0, "data": 0, "console": 0,
     "segmentation": 1, "speaker": 1, "pipeline": 1,
     "train": 2,
     "launch": 3, "tune": 3,
