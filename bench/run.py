@@ -8,6 +8,7 @@
     heldout      the demo's best models on unseen voices, beside trivial baselines  ~3 min (after make demo)
     checkpoint_bytes  bytes per epoch to the experiment, before/after one-copy checkpoints (strace)  ~6 min
     data_feed    loader examples/s per process: decoding each time vs the training cache, both tasks  ~3 min
+    driver_callback  the search driver's time per trial event: W&B calls inline vs on their own thread  ~1 min
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout", "checkpoint_bytes", "data_feed")
+NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout", "checkpoint_bytes", "data_feed",
+         "driver_callback")
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(NAMES)

@@ -200,15 +200,21 @@ def data_synth(
     """Synthesise the demo corpus with espeak-ng voices: OUT/diar (seed layout), OUT/spk (VoxCeleb), OUT/noise."""
     import time
 
+    from dist_spk.console import Stages
     from dist_spk.data.synth import synthesize
 
     started = time.perf_counter()
-    summary = synthesize(out, seed=seed, size=size, noise=noise, style=style)
+    stages = Stages("data synth", 1)
+    with stages.stage(f"synthesising the {size} {style} corpus (seed {seed}) with espeak-ng voices into {out}"):
+        summary = synthesize(out, seed=seed, size=size, noise=noise, style=style)
     typer.echo(f"wrote {out}: {sum(summary.conversations.values())} conversations ({summary.diar_hours:.2f} h), "
                f"{summary.spk_utterances} utterances of {len(summary.voices)} speakers, {summary.trials} trials, "
                f"in {time.perf_counter() - started:.1f} s")
-    typer.echo(f"next: dist-spk data check {out / 'diar'};  dist-spk tune seg --data {out / 'diar'} --out EXP;  "
-               f"dist-spk tune spk --data {out / 'spk'} --out EXP")
+    stages.summary(f"corpus written: {out}", figures=[], produced=[
+        ("diarization (seed layout)", f"{out / 'diar'}"), ("speakers (VoxCeleb)", f"{out / 'spk'}"),
+        ("noises for augmentation", f"{out / 'noise'}")],
+        next_steps=[f"dist-spk data check {out / 'diar'}", f"dist-spk tune seg --data {out / 'diar'} --out EXP",
+                    f"dist-spk tune spk --data {out / 'spk'} --out EXP"])
 
 
 @data_app.command("prepare")

@@ -11,6 +11,7 @@ each stage and event is one plain line.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -23,6 +24,11 @@ VERBOSE_VAR = "DIST_SPK_VERBOSE"
 # the loggers of what dist_spk drives, and dist_spk's own details ("dist_spk.wandb": W&B's console messages)
 LIBRARY_LOGGERS = ("ray", "lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "pyannote",
                    "speechbrain", "py.warnings", "torch", "urllib3", "botocore", "filelock", "fsspec", "dist_spk")
+
+
+# libraries that give their loggers console handlers when imported (lightning/__init__.py always does; ray sets its
+# logging config): imported before their handlers are taken, as every command that routes internals uses them anyway
+IMPORTED_FIRST = ("ray", "lightning")
 
 
 def verbose() -> bool:
@@ -43,11 +49,11 @@ def terminal() -> bool:
 
 
 def rich_console():
-    """A rich Console for tables: the terminal's width, or 120 columns in a file or pipe (rich's default, 80,
-    truncates file names in a log)."""
+    """A rich Console for tables: the terminal's width, or 160 columns in a file or pipe (rich's default, 80,
+    truncates file names and folds rows in a log)."""
     from rich.console import Console
 
-    return Console(width=None if terminal() else int(os.environ.get("COLUMNS", 120)), highlight=False)
+    return Console(width=None if terminal() else int(os.environ.get("COLUMNS", 160)), highlight=False)
 
 
 def duration(seconds: float) -> str:
@@ -69,10 +75,12 @@ def internals_to(log_file: Path | str) -> Iterator[Path]:
     """While inside: the libraries' loggers and Python warnings write to ``log_file`` (appended), and to the
     console too only when :func:`verbose`. Restored on exit.
 
-    Loggers already set up (Ray's, set when ``ray`` is imported) get the file instead of their console handlers;
-    the root logger gets it too, which catches the loggers of libraries imported later (Lightning adds a console
-    handler of its own only when the root logger has none).
+    The libraries' loggers get the file instead of their console handlers (:data:`IMPORTED_FIRST` are imported first,
+    so that their handlers exist to be taken); the root logger gets it too, which catches the loggers of libraries
+    imported later.
     """
+    for module in IMPORTED_FIRST:
+        importlib.import_module(module)
     log_file = Path(log_file)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, encoding="utf-8")

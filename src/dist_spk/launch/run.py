@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.config import save_config, to_dict
+from dist_spk.console import internals_to
 from dist_spk.cuda import require_cuda
 from dist_spk.data.problems import format_problems
 from dist_spk.errors import DataError, DistSpkError
 from dist_spk.launch.ray_train import check_ray_run, run_ray_train
+from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_output
 from dist_spk.runs import storage
 from dist_spk.runs.checkpoints import check_checkpoint
 from dist_spk.runs.run_dir import prepare_run_dir, read_metrics, resolve_checkpoint
@@ -202,8 +204,11 @@ def run_training(task: str, config, *, out: str | Path, resume: bool = False,
         if config.trainer.workers == 0:
             run_local(payload)
         else:
-            run_ray_train(payload, config.trainer, storage_location=storage.join(location, "ray"),
-                          objective=OBJECTIVES[task])
+            logs = mirror / LOGS_DIR
+            with internals_to(logs / DRIVER_LOG), capture_worker_output(logs, show=("[epoch ", "[startup]")):
+                print(f"[train] Ray's and the workers' messages: {logs}/ (--verbose shows them here)", flush=True)
+                run_ray_train(payload, config.trainer, storage_location=storage.join(location, "ray"),
+                              objective=OBJECTIVES[task])
     if remote:  # what rank 0 published
         storage.download(location, mirror, skip=(*storage.HEAVY, "data", "cache", "wandb"))
     summary = summarize(mirror, OBJECTIVES[task], time.perf_counter() - started)

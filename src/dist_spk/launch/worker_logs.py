@@ -27,7 +27,8 @@ from dist_spk.console import verbose
 
 RAY_HANDLER = "ray_print_logs"  # the name Ray's driver registers its printing handler under (ray/_private/worker.py)
 TRIAL_TAG = re.compile(r"^\[trial (?P<trial>[\w.-]+)\]")
-WORKERS_LOG = "workers.log"
+# a run's or experiment's logs/ folder: the driver's library loggers (dist_spk.console.internals_to), every worker line
+LOGS_DIR, DRIVER_LOG, WORKERS_LOG = "logs", "driver.log", "workers.log"
 
 
 def trial_log(logs_dir: Path, trial_id: str) -> Path:
@@ -43,10 +44,10 @@ def _source(data: dict[str, Any], trial: str | None = None) -> str:
 class WorkerOutput:
     """Ray's log batches (dicts with ``lines``, ``pid``, ``ip``, ``actor_name``/``task_name``, ``is_err``) to files."""
 
-    def __init__(self, logs_dir: Path, *, echo: bool) -> None:
+    def __init__(self, logs_dir: Path, *, echo: bool, show: tuple[str, ...] = ()) -> None:
         self.logs_dir = Path(logs_dir)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.echo = echo
+        self.echo, self.show = echo, show
         self._all = open(self.logs_dir / WORKERS_LOG, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._trials: dict[str, TextIO] = {}
         self._owner: dict[tuple[str, str], str] = {}  # (ip, pid) -> trial id
@@ -69,6 +70,8 @@ class WorkerOutput:
                     self._trial_file(trial).write(f"{_source(data)} {line}\n")
                 if self.echo:
                     print(f"{prefix} {line}", file=sys.stderr if data.get("is_err") else sys.stdout, flush=True)
+                elif self.show and line.startswith(self.show):  # our own lines a single run shows as they come
+                    print(line, flush=True)
             self._all.flush()
             for handle in self._trials.values():
                 handle.flush()
@@ -98,8 +101,9 @@ class WorkerOutput:
 
 
 @contextlib.contextmanager
-def capture_worker_output(logs_dir: Path) -> Iterator[WorkerOutput | None]:
-    """While inside (Ray connected with ``log_to_driver``): worker output goes to ``logs_dir``, not the console.
+def capture_worker_output(logs_dir: Path, *, show: tuple[str, ...] = ()) -> Iterator[WorkerOutput | None]:
+    """While inside (Ray connected with ``log_to_driver``): worker output goes to ``logs_dir``, not the console
+    (lines starting with one of ``show`` too: a single run's ``[epoch N]`` lines).
 
     After it, lines still arriving (Ray flushes its workers' last lines as the search's actors end, and at
     ``ray.shutdown``) are appended to ``workers.log`` until this process disconnects from Ray.
@@ -110,7 +114,7 @@ def capture_worker_output(logs_dir: Path) -> Iterator[WorkerOutput | None]:
     except ImportError:  # a Ray without the dispatcher: its own printing stays
         yield None
         return
-    output = WorkerOutput(logs_dir, echo=verbose())
+    output = WorkerOutput(logs_dir, echo=verbose(), show=show)
     _route(ray_worker, dispatcher, output)
     try:
         yield output

@@ -60,7 +60,7 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _short_key(key: str, keys: list[str]) -> str:
+def short_key(key: str, keys: list[str]) -> str:
     """``optim.lr`` -> ``lr``; ``optim.name`` -> ``optim`` (a ``name`` says little alone); the full key when
     another key would read the same."""
 
@@ -99,7 +99,7 @@ class SearchView(Callback):
     def _row(self, trial) -> TrialRow:
         row = self.rows.get(trial.trial_id)
         if row is None:
-            shown = " ".join(f"{_short_key(key, self.params)}={_short(trial.config[key])}" for key in self.params
+            shown = " ".join(f"{short_key(key, self.params)}={_short(trial.config[key])}" for key in self.params
                              if key in trial.config)
             row = self.rows[trial.trial_id] = TrialRow(trial.trial_id, shown)
         return row

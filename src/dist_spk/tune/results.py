@@ -124,10 +124,11 @@ def print_table(rows: list[dict], *, objective: str, params: list[str]) -> None:
     from rich.table import Table
 
     from dist_spk.console import rich_console
+    from dist_spk.tune.live_view import short_key
 
-    table = Table(title=f"trials by best {objective}", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("trial", "status", "epochs", objective, *params):
-        table.add_column(column, justify="right" if column in ("epochs", objective) else "left")
+    table = Table(title=f"trials by best {objective}", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    for column in ("trial", "status", "epochs", objective, *(short_key(p, params) for p in params)):
+        table.add_column(column, justify="right" if column in ("epochs", objective) else "left", no_wrap=True)
     for row in rows:
         value = row[f"best_{objective}"]
         table.add_row(row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}",

@@ -33,7 +33,7 @@ from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity
 from dist_spk.launch.ray_train import check_gpu_workers, check_shared_storage
 from dist_spk.launch.run import CHECKS, OBJECTIVES, PREPARES
-from dist_spk.launch.worker_logs import capture_worker_output
+from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_output
 from dist_spk.runs import storage
 from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep, variant_list
 
@@ -138,7 +138,6 @@ def trial_name(trial) -> str:
     return f"{trial.trial_id}-{variant['name']}" if isinstance(variant, dict) else trial.trial_id
 
 
-LOGS_DIR, DRIVER_LOG = "logs", "driver.log"  # EXP/logs/: what Ray, the workers and W&B said (dist_spk.console)
 STOPPED_FILE = "stopped.json"  # in a trial's run directory: ASHA stopped it before the search was interrupted
 
 
@@ -280,8 +279,6 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
         raise DistSpkError(f"{exp}: no search to resume (no {state})")
     check_search(task, config, params)
     CHECKS[task](config)
-    import ray.tune  # noqa: F401 - Ray sets its loggers' handlers when imported: before internals_to takes them
-
     logs = mirror / LOGS_DIR
     with internals_to(logs / DRIVER_LOG):
         return _search(task, config, params, exp=exp, mirror=mirror, resume=resume)
