@@ -836,6 +836,8 @@ def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
     import shutil
 
     from dist_spk.config import load_config
+    from dist_spk.launch.run import OBJECTIVES
+    from dist_spk.tune.live_view import short_key
     from dist_spk.tune.runner import tune_task
     from dist_spk.tune.space import default_space_path, load_space
 
@@ -844,7 +846,16 @@ def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
         return
     shutil.rmtree(exp, ignore_errors=True)  # what an interrupted demo left
     config = load_config(task, overrides=[f"data.root={data.resolve()}", *overrides])
-    tune_task(task, config, load_space(default_space_path(task), task), exp_dir=exp)
+    params = load_space(default_space_path(task), task)
+    rows, _ = tune_task(task, config, params, exp_dir=exp, table=False)  # the demo's summary names the best
+    objective = OBJECTIVES[task]
+    best = rows[0]  # ranked best first
+    if best[f"best_{objective}"] is None:
+        raise DistSpkError(f"no {task} trial finished an epoch: see {exp / 'logs'}")
+    searched = " ".join(f"{short_key(p.key, [q.key for q in params])}={best.get(p.key)}" for p in params
+                        if p.kind != "constant")
+    typer.echo(f"best of {len(rows)} {task} trials: {best['trial_id']}, {objective} {best[f'best_{objective}']:.4f} "
+               f"at epoch {best['best_epoch'] + 1}: {searched}")
 
 
 @app.command("doctor")

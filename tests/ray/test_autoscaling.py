@@ -76,7 +76,7 @@ def test_a_search_grows_the_cluster_from_zero_worker_nodes_and_refuses_a_shape_i
         search = _tune(env, small_corpus, exp, space, 'trainer.worker_resources={"trial_node": 1}', timeout=1200)
         output = search.stdout + search.stderr
         assert search.returncode == 0, output[-6000:]
-        assert "[tune] 2 trial(s) at once (cluster can grow to" in output
+        assert "2 trial(s) at once (cluster can grow to" in output
         placement = subprocess.run([sys.executable, "-c", PLACEMENT], env=env, capture_output=True, text=True,
                                    timeout=120)
         assert placement.returncode == 0, placement.stderr[-3000:]

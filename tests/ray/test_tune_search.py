@@ -66,7 +66,7 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
     result = run(tune_command(small_corpus, exp, space, "--num-samples", "6", "--set", "trainer.epochs=4",
                               "--set", "search.grace_period=1", "--set", "search.reduction_factor=2"))
     print(f"6-trial ASHA search: {time.perf_counter() - started:.0f} s")
-    assert "2 at a time" in result.stdout  # 2 cores: both run at once
+    assert "2 trial(s) at once" in result.stdout  # 2 cores: both run at once
     rows = (exp / "summary.csv").read_text().splitlines()
     assert len(rows) == 7
     histories = metrics_of(exp)

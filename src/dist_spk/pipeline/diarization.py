@@ -129,12 +129,12 @@ def tune_pipeline(pipeline, files: list, *, iterations: int = 100, seed: int = 0
     results = optimizer.tune_iter(files, warm_start=free_params(start), show_progress=False)
     with warnings.catch_warnings():
         # pyannote.pipeline 4's Optimizer samples with optuna's suggest_uniform (deprecated since optuna 3): a
-        # warning per parameter per iteration that no call of ours can avoid
+        # FutureWarning that no call of ours can avoid
         warnings.filterwarnings("ignore", message="suggest_uniform has been deprecated", category=FutureWarning)
         for _ in tqdm(range(iterations), desc="pipeline tuning", unit="iter", leave=False,
                       disable=None if show_progress else True):
             result = next(results)
             best.append(float(result["loss"]))
-    params = optimizer.best_params
+        params = optimizer.best_params  # it samples the best trial's values again
     pipeline.instantiate(params)
     return params, best

@@ -300,7 +300,6 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
     connect_for_search(config.trainer)
     concurrent, decided = plan_concurrency(config.trainer, read_cluster_capacity(),
                                            requested=config.search.max_concurrent)
-    print(f"[tune] {decided}", flush=True)
     check_gpu_workers(config.trainer)
     if remote and resume:  # the W&B group and offline runs, what the trials published
         storage.download(exp, mirror, skip=storage.HEAVY)
@@ -365,8 +364,8 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
         )
     # Tune's "new output" prints an experiment header even at verbose=0; its classic output prints nothing there
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    print(f"[tune] {total} trials of {task}, {concurrent} at a time, scheduler {search.scheduler}, search "
-          f"{search.search}; objective {metric} (lower is better)", flush=True)
+    print(f"[tune] {total} trials of {task}, {decided}; scheduler {search.scheduler}, search {search.search}; "
+          f"objective {metric} (lower is better)", flush=True)
     print(f"[tune] Ray's, the workers' and W&B's messages: {logs}/ (--verbose shows them here)", flush=True)
     try:
         with capture_worker_output(logs):
@@ -382,17 +381,17 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
     return results
 
 
-def tune_task(task: str, config, params: list[Param], *, exp_dir: str | Path, resume: bool = False
-              ) -> tuple[list[dict], Path | None]:
+def tune_task(task: str, config, params: list[Param], *, exp_dir: str | Path, resume: bool = False,
+              table: bool = True) -> tuple[list[dict], Path | None]:
     """Run the search, then write ``summary.csv``, ``best/``, the plots and the Optuna study, and print the table;
     return (rows, best dir: in the local mirror when ``exp_dir`` is an object store, uploaded there too)."""
     results = run_search(task, config, params, exp_dir=exp_dir, resume=resume)
     exp, mirror = storage.normalize(exp_dir), storage.local_mirror(exp_dir)
     with internals_to(mirror / LOGS_DIR / DRIVER_LOG):
-        return _conclude(task, config, params, results, exp=exp, mirror=mirror)
+        return _conclude(task, config, params, results, exp=exp, mirror=mirror, table=table)
 
 
-def _conclude(task: str, config, params: list[Param], results, *, exp: str, mirror: Path
+def _conclude(task: str, config, params: list[Param], results, *, exp: str, mirror: Path, table: bool
               ) -> tuple[list[dict], Path | None]:
     from dist_spk.tune.plots import draw_report
     from dist_spk.tune.results import export_best, print_table, trial_rows, write_summary
@@ -406,7 +405,8 @@ def _conclude(task: str, config, params: list[Param], results, *, exp: str, mirr
     objective = OBJECTIVES[task]
     rows = trial_rows(exp_dir, objective=objective, epochs=config.trainer.epochs, trials=trials)
     write_summary(exp_dir, rows)
-    print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
+    if table:
+        print_table(rows, objective=objective, params=[p.key for p in params if p.kind != "constant"])
     best = export_best(exp_dir, rows, objective=objective, location=exp)
     if best is not None:  # a search with no scored trial has nothing to plot
         draw_report(exp_dir)  # before the experiment's W&B run, which uploads the plots
