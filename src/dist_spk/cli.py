@@ -113,7 +113,7 @@ def _print_report(title: str, rows: dict[str, dict[str, object]], problems: list
              "sample_rates": "Hz", "channels": "ch", "target_trials": "targets"}
     console = rich_console()
     if rows:
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left")
         columns = list(next(iter(rows.values())))
         table.add_column("split")
         for column in columns:
@@ -837,7 +837,7 @@ def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
 
     from dist_spk.config import load_config
     from dist_spk.launch.run import OBJECTIVES
-    from dist_spk.tune.live_view import short_key
+    from dist_spk.tune.live_view import short_key, short_value
     from dist_spk.tune.runner import tune_task
     from dist_spk.tune.space import default_space_path, load_space
 
@@ -852,7 +852,7 @@ def _demo_search(task: str, data: Path, exp: Path, *overrides: str) -> None:
     best = rows[0]  # ranked best first
     if best[f"best_{objective}"] is None:
         raise DistSpkError(f"no {task} trial finished an epoch: see {exp / 'logs'}")
-    searched = " ".join(f"{short_key(p.key, [q.key for q in params])}={best.get(p.key)}" for p in params
+    searched = " ".join(f"{short_key(p.key, [q.key for q in params])}={short_value(best.get(p.key))}" for p in params
                         if p.kind != "constant")
     typer.echo(f"best of {len(rows)} {task} trials: {best['trial_id']}, {objective} {best[f'best_{objective}']:.4f} "
                f"at epoch {best['best_epoch'] + 1}: {searched}")

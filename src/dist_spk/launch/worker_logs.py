@@ -59,6 +59,9 @@ class WorkerOutput:
             return
         process = (str(data.get("ip", "")), str(data.get("pid", "")))
         with self._lock:
+            if self._all.closed:  # a raylet message racing the swap (not under the dispatcher's lock)
+                _LateLines(self.logs_dir / WORKERS_LOG, echo=self.echo)(data)
+                return
             for line in data.get("lines", []):
                 tagged = TRIAL_TAG.match(line)
                 if tagged:
@@ -119,8 +122,9 @@ def capture_worker_output(logs_dir: Path, *, show: tuple[str, ...] = ()) -> Iter
     try:
         yield output
     finally:
-        output.close()
+        # swapped first: Ray's log thread may be inside the old handler until the dispatcher's lock is released
         _route(ray_worker, dispatcher, _LateLines(output.logs_dir / WORKERS_LOG, echo=output.echo))
+        output.close()
 
 
 def _route(ray_worker, dispatcher, handler) -> None:

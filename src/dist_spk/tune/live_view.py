@@ -52,7 +52,7 @@ class TrialRow:
         return (self.ended or time.monotonic()) - self.started
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, dict) and "name" in value:  # a variant
@@ -99,7 +99,7 @@ class SearchView(Callback):
     def _row(self, trial) -> TrialRow:
         row = self.rows.get(trial.trial_id)
         if row is None:
-            shown = " ".join(f"{short_key(key, self.params)}={_short(trial.config[key])}" for key in self.params
+            shown = " ".join(f"{short_key(key, self.params)}={short_value(trial.config[key])}" for key in self.params
                              if key in trial.config)
             row = self.rows[trial.trial_id] = TrialRow(trial.trial_id, shown)
         return row

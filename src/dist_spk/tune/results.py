@@ -126,7 +126,8 @@ def print_table(rows: list[dict], *, objective: str, params: list[str]) -> None:
     from dist_spk.console import rich_console
     from dist_spk.tune.live_view import short_key
 
-    table = Table(title=f"trials by best {objective}", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    table = Table(title=f"trials by best {objective}", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left",
+                  show_edge=False)
     for column in ("trial", "status", "epochs", objective, *(short_key(p, params) for p in params)):
         table.add_column(column, justify="right" if column in ("epochs", objective) else "left", no_wrap=True)
     for row in rows:
