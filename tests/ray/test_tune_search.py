@@ -124,6 +124,13 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
         received = len((exp / "tune" / trial / "result.json").read_text().splitlines())  # what Tune got
         assert sum(line.startswith(f"[search] {trial} epoch ") for line in lines) == received
     assert "trials by best eer" in result.stdout and "6 trials (" in result.stdout
+    # 1-worker trials of the local test mode train in their Tune trial's own process, which Tune reuses: after the
+    # first two (2 at a time), a trial starts with nothing to import and no worker group to wait for
+    pids = {trial: {json.loads(line)["pid"] for line in (exp / "tune" / trial / "result.json").read_text().splitlines()}
+            for trial in histories}
+    assert all(len(found) == 1 for found in pids.values()) and len(set.union(*pids.values())) <= 2
+    startups = sorted(json.loads((exp / "trials" / trial / "startup.json").read_text())["total"] for trial in histories)
+    assert startups[3] < 2.0  # the fourth quickest: a warm process (a worker group took 12-16 s here)
     logs = exp / "logs"
     assert f"[tune] Ray's, the workers' and W&B's messages: {logs}/" in result.stdout
     assert "Started a local Ray instance" in (logs / "driver.log").read_text()
@@ -178,8 +185,9 @@ def _kill_group(process: subprocess.Popen) -> None:
 @pytest.mark.chaos
 def test_a_killed_worker_restarts_from_its_checkpoint(small_corpus, tmp_path, space):
     exp = tmp_path / "exp"
+    # a Ray Train worker group (a 1-worker local trial would train in its Tune trial's process): the cluster path
     command = tune_command(small_corpus, exp, space, "--num-samples", "1", "--scheduler", "fifo",
-                           "--set", "trainer.epochs=5")
+                           "--set", "trainer.epochs=5", "--set", "search.in_process_trials=false")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     deadline = time.time() + 600

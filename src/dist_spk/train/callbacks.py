@@ -92,6 +92,21 @@ class EpochReport(lightning.Callback):
         self._started = time.perf_counter()
 
 
+class StopWhenAsked(lightning.Callback):
+    """Raise ``stop`` (an exception class) after the training step during which ``should_stop()`` became true."""
+
+    def __init__(self, should_stop, stop: type[BaseException]):
+        self.should_stop, self.stop = should_stop, stop
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.should_stop():
+            raise self.stop()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.should_stop():
+            raise self.stop()
+
+
 class StepLog(lightning.Callback):
     """Every ``every`` optimizer steps, rank 0 appends ``step``, ``epoch`` (epochs elapsed, fractional),
     ``train_step/loss`` (its own batch's loss, not averaged over ranks: no collective in the hot loop) and

@@ -4,6 +4,7 @@ A worker loop receives a session and never imports Ray itself:
 
 - :class:`LocalSession`: plain in-process Lightning (``--workers 0``), resuming from ``last.ckpt``;
   each epoch's checkpoint is written once, as ``last.ckpt``; ``best.ckpt`` is a hard link to it;
+- :class:`TrialSession`: a 1-worker trial of the local test mode, in its Tune trial's own process;
 - :class:`RaySession`: inside a Ray Train worker group, with Ray's DDP strategy and environment;
   reports each epoch's metrics and checkpoint to Ray, resumes from Ray's latest checkpoint. The checkpoint is
   written to node-local scratch and Ray uploads it to the run's storage: that upload is its one durable copy
@@ -16,6 +17,7 @@ is on an object store (``s3://...``), a node-local scratch copy whose small file
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import sys
@@ -26,7 +28,14 @@ from typing import Any
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.cuda import require_cuda
 from dist_spk.runs import startup, storage
-from dist_spk.runs.run_dir import METRICS_FILE, STEPS_FILE, best_checkpoint, last_checkpoint
+from dist_spk.runs.run_dir import (
+    METRICS_FILE,
+    STEPS_FILE,
+    best_checkpoint,
+    last_checkpoint,
+    point_checkpoint,
+    read_pointer,
+)
 
 CHECKPOINT_NAME = "checkpoint.ckpt"  # inside a Ray checkpoint folder (Ray's Lightning convention)
 
@@ -80,6 +89,64 @@ class LocalSession:
 
     def console(self, line: str) -> None:
         print(line, flush=True)
+
+
+class TrialStopped(Exception):  # noqa: N818 - a stop, not an error
+    """Tune stopped the trial (ASHA, the search's end) while it trained in its own process (:class:`TrialSession`)."""
+
+
+class TrialSession(LocalSession):
+    """A 1-worker trial of the local test mode, trained in its Tune trial's own process: no Ray Train worker group
+    to start (issue 22: most of a trial's start-up), and Tune reuses the process, imports warm, for the next trial.
+
+    Checkpoints are laid out as a Ray Train run lays them out, so everything downstream is the same: each epoch's
+    under ``checkpoints_root`` (``EXP/train/<run>/checkpoint_<epoch>/checkpoint.ckpt``), the run's ``last`` and
+    ``best`` pointing at them (:func:`~dist_spk.runs.run_dir.point_checkpoint`; a tie moves ``best``), the others
+    deleted (Ray Train's ``num_to_keep=1`` by objective, the latest kept), and each handed to ``report_to``
+    (the trial driver's report to Tune). ``should_stop`` is polled after every training step: Tune asks a trial to
+    stop by an event, and a trial that ends within Tune's two seconds leaves its process to the next trial.
+    """
+
+    def __init__(self, *, run_dir: Path, resume_from: str | None, trial_id: str, checkpoints_root: Path,
+                 objective: str, report_to, should_stop) -> None:
+        super().__init__(run_dir=run_dir, resume_from=Path(resume_from) if resume_from else None)
+        self.tag = f"[trial {trial_id}] "
+        self.root, self.objective = Path(checkpoints_root), objective
+        self.report_to, self.should_stop = report_to, should_stop
+        best = read_pointer(str(self.run_dir), "best")  # a restarted trial keeps its earlier best
+        self.best = best.get(objective) if best else None
+
+    def console(self, line: str) -> None:
+        print(self.tag + line, flush=True)
+
+    def prepare(self, trainer):
+        from dist_spk.train.callbacks import StopWhenAsked
+
+        trainer.callbacks.append(StopWhenAsked(self.should_stop, TrialStopped))
+        return trainer
+
+    def checkpoint_path(self, epoch: int) -> Path:
+        folder = self.root / f"checkpoint_{epoch:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / CHECKPOINT_NAME
+
+    def report(self, metrics: dict[str, float], checkpoint: Path | None, *, best: bool = False) -> None:
+        if checkpoint is None:
+            self.report_to(metrics, None)
+            return
+        run = str(self.run_dir)
+        record = {"epoch": metrics.get("epoch"), self.objective: metrics.get(self.objective)}
+        point_checkpoint(run, "last", str(checkpoint), **record)
+        value = metrics.get(self.objective)
+        if value is not None and not math.isnan(value) and (self.best is None or value <= self.best):
+            self.best = value
+            point_checkpoint(run, "best", str(checkpoint), **record)
+        kept = {Path(pointer["location"]).resolve().parent for pointer in (read_pointer(run, "last"),
+                                                                           read_pointer(run, "best")) if pointer}
+        for folder in self.root.glob("checkpoint_*"):
+            if folder.resolve() not in kept:
+                shutil.rmtree(folder, ignore_errors=True)
+        self.report_to(metrics, checkpoint.parent)
 
 
 class RaySession:

@@ -26,6 +26,7 @@ import posixpath
 import tempfile
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ray.train import UserCallback
@@ -33,7 +34,7 @@ from ray.train import UserCallback
 from dist_spk.config import config_from_dict, dump_config, to_dict
 from dist_spk.runs import storage
 from dist_spk.runs.run_dir import checkpoints_dir
-from dist_spk.runs.startup import launched
+from dist_spk.runs.startup import launched, stamp
 
 CHECKPOINT_PATH_KEY = "checkpoint_path"  # the metric Ray's TuneReportCallback uses for the same thing
 POINTER = "pointer.json"  # what a Tune checkpoint of a trial holds
@@ -115,9 +116,48 @@ def _run_name(exp: str, trial_id: str) -> str:
     return f"train-{trial_id}-{len(starts)}"
 
 
+def _stop_requested():
+    """Whether Tune asked this trial to stop (ASHA, the search's end): the event its function-trainable session
+    sets. The session is Ray's internal object (``ray.train._internal.session``), read without a public API: without
+    it, a trial is only ever stopped by ending its process, as Tune does when the trial does not stop by itself."""
+    try:
+        from ray.train._internal.session import get_session
+
+        event = get_session().stop_event
+    except (ImportError, AttributeError):  # another Ray: never asked, the process is ended instead
+        return lambda: False
+    return event.is_set
+
+
+def _train_in_process(task: str, payload: dict[str, Any], config, *, trial_id: str, name: str, exp_dir: str,
+                      objective: str) -> None:
+    """The trial's loop in this process (tune/runner.py ``trains_in_process``), reporting to Tune as a worker group's
+    driver does: each epoch's metrics with a pointer to its checkpoint."""
+    stamp(payload, "entered")  # no worker group to start: what follows is imports (none, in a reused process)
+    import torch
+
+    from dist_spk.train.session import TrialSession, TrialStopped
+    from dist_spk.train.worker import worker_loop
+
+    torch.set_num_threads(max(1, int(config.trainer.cpus_per_worker)))  # as Ray gives a worker of that size
+
+    def report_to(metrics: dict[str, Any], folder: Path | None) -> None:
+        row = {**metrics, **({CHECKPOINT_PATH_KEY: str(folder)} if folder is not None else {})}
+        _report(row, SimpleNamespace(path=str(folder)) if folder is not None else None, exp_dir)
+
+    session = TrialSession(run_dir=Path(payload["run_dir"]), resume_from=payload.get("resume_from"),
+                           trial_id=trial_id, checkpoints_root=Path(exp_dir, "train", name), objective=objective,
+                           report_to=report_to, should_stop=_stop_requested())
+    try:
+        worker_loop(task)(payload, session)
+    except TrialStopped:
+        return
+
+
 def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp_dir: str,
-                 extras: dict[str, Any]) -> None:
-    """Run one trial: resolve its config, fit its worker group, report every epoch (and checkpoint) to Tune."""
+                 extras: dict[str, Any], in_process: bool = False) -> None:
+    """Run one trial: resolve its config, fit its worker group (or, ``in_process``, train here), report every epoch
+    (and checkpoint) to Tune."""
     from ray import tune
     from ray.util.queue import Empty, Queue
 
@@ -143,10 +183,13 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
     name = _run_name(exp_dir, trial_id)
     _record_start(run_location, name, restored)
     # names this process's output in the driver's logs (dist_spk.launch.worker_logs)
-    print(f"[trial {trial_id}] Ray Train run {name}" + (f", continuing from {restored}" if restored else ""),
-          flush=True)
+    print(f"[trial {trial_id}] {'run' if in_process else 'Ray Train run'} {name}"
+          + (f", continuing from {restored}" if restored else ""), flush=True)
     payload["trial_id"] = trial_id
     payload = launched(payload)
+    if in_process:
+        _train_in_process(task, payload, config, trial_id=trial_id, name=name, exp_dir=exp_dir, objective=objective)
+        return
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     trainer = torch_trainer(payload, config.trainer, storage_location=storage.join(exp_dir, "train"),
                             name=name, objective=objective,

@@ -30,7 +30,7 @@ from dist_spk.config import save_config, to_dict
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.console import internals_to
 from dist_spk.errors import ConfigError, DistSpkError
-from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity
+from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity, worker_bundle
 from dist_spk.launch.ray_train import check_gpu_workers, check_shared_storage
 from dist_spk.launch.run import CHECKS, OBJECTIVES, PREPARES
 from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_output
@@ -38,8 +38,8 @@ from dist_spk.runs import storage
 from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep, variant_list
 
 
-def connect_for_search(trainer: TrainerConfig) -> None:
-    """Join ``RAY_ADDRESS``, else start the local single-node test mode.
+def connect_for_search(trainer: TrainerConfig) -> bool:
+    """Join ``RAY_ADDRESS``, else start the local single-node test mode (then True).
 
     Locally, Ray gets one extra logical CPU per trial that fits: trial drivers only wait on their
     worker group, so without them a 2-core machine would run a single 1-worker trial at a time.
@@ -48,7 +48,8 @@ def connect_for_search(trainer: TrainerConfig) -> None:
 
     from dist_spk.launch.ray_train import connect_ray, local_ray_env
 
-    if ray.is_initialized() or os.environ.get("RAY_ADDRESS"):
+    local = not (ray.is_initialized() or os.environ.get("RAY_ADDRESS"))
+    if not local:
         connect_ray()
     else:
         cores = os.cpu_count() or 1
@@ -60,6 +61,15 @@ def connect_for_search(trainer: TrainerConfig) -> None:
     where = os.environ.get("RAY_ADDRESS") or "a local Ray (test mode)"
     print(f"[ray] {where}: {len(nodes)} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs",
           flush=True)
+    return local
+
+
+def trains_in_process(config, *, local: bool, remote: bool) -> bool:
+    """Whether trials train in their Tune trial's own process (:class:`dist_spk.train.session.TrialSession`): in
+    the local test mode, 1 worker per trial, ASHA or FIFO (PBT copies other trials' older checkpoints, which this
+    path does not keep), experiment on a local disk; not when ``search.in_process_trials=false``."""
+    return (config.search.in_process_trials and local and not remote and config.trainer.workers == 1
+            and config.search.scheduler != "pbt")
 
 
 # What PBT may change when a trial continues from another trial's checkpoint (its "explore" step):
@@ -297,7 +307,8 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
     for warning in search_warnings(task, config):
         print(f"[tune] warning: {warning}", flush=True)
     # what the cluster can become, before anything is written: a trial shape no node type holds is refused here
-    connect_for_search(config.trainer)
+    local = connect_for_search(config.trainer)
+    in_process = trains_in_process(config, local=local, remote=remote)
     concurrent, decided = plan_concurrency(config.trainer, read_cluster_capacity(),
                                            requested=config.search.max_concurrent)
     check_gpu_workers(config.trainer)
@@ -316,9 +327,16 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
         storage.upload(mirror, exp, skip=(*storage.HEAVY, "trials", "wandb"))
     else:
         check_shared_storage(mirror)
+    # in process, a trial holds its worker's resources itself (the same total: concurrency is planned the same way)
+    resources = {"cpu": DRIVER_CPUS}
+    if in_process:
+        bundle = worker_bundle(config.trainer)
+        resources = {"cpu": DRIVER_CPUS + bundle.pop("CPU"), **({"gpu": bundle.pop("GPU")} if "GPU" in bundle else {}),
+                     **bundle}
     trainable = tune.with_resources(
-        tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=exp, extras=extras),
-        {"cpu": DRIVER_CPUS},
+        tune.with_parameters(trial_driver, task=task, base=to_dict(config), exp_dir=exp, extras=extras,
+                             in_process=in_process),
+        resources,
     )
     method = "bayes" if config.search.search == "optuna" else "random"
     wandb_logger, offline = wandb_callback(config.search.wandb_project, mirror, objective=metric,
@@ -349,6 +367,7 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
                 num_samples=config.search.num_samples,
                 trial_dirname_creator=lambda trial: trial.trial_id,
                 trial_name_creator=trial_name,
+                reuse_actors=in_process,  # the next trial starts in a process with torch and pyannote imported
             ),
             run_config=tune.RunConfig(
                 name="tune",
