@@ -691,7 +691,7 @@ def evaluate_pipeline_command(
                 f"{final['confusion']:.1%} / {final['false_alarm']:.1%} / {final['miss']:.1%}",
                 f"{report['baselines']['one_speaker_whole_file']['collar_0']['der']:.1%} (one speaker, whole file)")]
     stages.summary("pipeline evaluated", figures=figures, produced=[
-        ("RTTMs", f"{rttm_dir}/"), *([("report", str(out))] if out else []), ("logs", str(log))],
+        ("RTTMs", f"{rttm_dir}/"), *([("report", str(out))] if out else []), ("logs", str(log.path))],
         next_steps=[] if tune_on else ["--tune-on dev tunes the pipeline's parameters first"])
 
 
@@ -747,8 +747,8 @@ def demo(
     set_verbose(verbose)
     stages = Stages("demo", 6)
     with internals_to(out / "logs" / "demo.log") as log:
-        typer.echo(f"[demo] what the libraries say (Ray, Lightning, pyannote, W&B, warnings): {log}; each search's "
-                   "own: its logs/ folder; --verbose shows them here")
+        typer.echo(f"[demo] what the libraries say (Ray, Lightning, pyannote, W&B, warnings): {log.path}; each "
+                   "search's own: its logs/ folder; --verbose shows them here")
         _demo_stages(stages, out, size=size, seed=seed)
 
 

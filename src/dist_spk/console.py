@@ -70,10 +70,53 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+class LogFile(logging.Handler):
+    """The log file of :func:`internals_to`; ``deferred``, it holds the records in memory until :meth:`open`, so
+    that a command refused before it writes anything (a search whose trials no node can hold) leaves no folder."""
+
+    def __init__(self, path: Path, *, deferred: bool = False) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._held: list[logging.LogRecord] = []
+        self._file = None
+        if not deferred:
+            self.open()
+
+    def open(self) -> None:
+        with self.lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+                for record in self._held:
+                    self._write(record)
+                self._held.clear()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._file is None:
+            self._held.append(record)
+        else:
+            self._write(record)
+
+    def _write(self, record: logging.LogRecord) -> None:
+        try:
+            self._file.write(self.format(record) + "\n")
+            self._file.flush()
+        except Exception:  # noqa: BLE001 - logging must never raise; logging's own fallback
+            self.handleError(record)
+
+    def close(self) -> None:
+        with self.lock:
+            if self._file is not None:
+                self._file.close()
+        super().close()
+
+
 @contextlib.contextmanager
-def internals_to(log_file: Path | str) -> Iterator[Path]:
-    """While inside: the libraries' loggers and Python warnings write to ``log_file`` (appended), and to the
-    console too only when :func:`verbose`. Restored on exit.
+def internals_to(log_file: Path | str, *, deferred: bool = False) -> Iterator[LogFile]:
+    """While inside: the libraries' loggers and Python warnings write to ``log_file`` (appended; ``deferred``: from
+    when the yielded :class:`LogFile` is opened), and to the console too only when :func:`verbose`. Restored on
+    exit.
 
     The libraries' loggers get the file instead of their console handlers (:data:`IMPORTED_FIRST` are imported first,
     so that their handlers exist to be taken); the root logger gets it too, which catches the loggers of libraries
@@ -81,10 +124,7 @@ def internals_to(log_file: Path | str) -> Iterator[Path]:
     """
     for module in IMPORTED_FIRST:
         importlib.import_module(module)
-    log_file = Path(log_file)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = LogFile(Path(log_file), deferred=deferred)
     loud = verbose()
     root = logging.getLogger()
     saved = [(root, list(root.handlers), root.propagate, root.level)]
@@ -102,7 +142,7 @@ def internals_to(log_file: Path | str) -> Iterator[Path]:
     with warnings.catch_warnings():
         logging.captureWarnings(True)  # warnings.warn -> the "py.warnings" logger -> the file
         try:
-            yield log_file
+            yield handler
         finally:
             logging.captureWarnings(False)
             for logger, handlers, propagate, level in saved:

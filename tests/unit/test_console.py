@@ -29,7 +29,7 @@ def test_library_loggers_and_warnings_go_to_the_file_not_the_console(tmp_path, c
         print("ours")
     captured = capsys.readouterr()
     assert captured.out == "ours\n" and captured.err == ""
-    text = log.read_text()
+    text = log.path.read_text()
     assert "Wrote the latest version" in text and "GPU available" in text and "Mean of empty slice" in text
     # everything as it was
     assert (list(logging.getLogger("ray").handlers), list(logging.getLogger().handlers)) == before
@@ -42,7 +42,19 @@ def test_verbose_keeps_the_internals_on_the_console_too(tmp_path, capsys, monkey
     with internals_to(tmp_path / "driver.log") as log:
         logging.getLogger("pyannote.audio").warning("a pyannote message")
     assert "a pyannote message" in capsys.readouterr().err
-    assert "a pyannote message" in log.read_text()
+    assert "a pyannote message" in log.path.read_text()
+
+
+def test_a_deferred_log_holds_its_records_and_writes_no_folder_until_opened(tmp_path, monkeypatch):
+    monkeypatch.delenv(VERBOSE_VAR, raising=False)
+    with internals_to(tmp_path / "exp" / "logs" / "driver.log", deferred=True) as log:
+        logging.getLogger("ray").info("Started a local Ray instance")
+    assert not (tmp_path / "exp").exists()  # refused before it opened: nothing written
+    with internals_to(tmp_path / "exp" / "logs" / "driver.log", deferred=True) as log:
+        logging.getLogger("ray").info("Started a local Ray instance")
+        log.open()
+        logging.getLogger("ray").info("after")
+    assert log.path.read_text().count("INFO ray: ") == 2
 
 
 def batch(pid: int, *lines: str, name: str = "RayTrainWorker") -> dict:

@@ -289,12 +289,12 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
         raise DistSpkError(f"{exp}: no search to resume (no {state})")
     check_search(task, config, params)
     CHECKS[task](config)
-    logs = mirror / LOGS_DIR
-    with internals_to(logs / DRIVER_LOG):
-        return _search(task, config, params, exp=exp, mirror=mirror, resume=resume)
+    # held in memory until the cluster is known to hold the trials: a refused search leaves no folder
+    with internals_to(mirror / LOGS_DIR / DRIVER_LOG, deferred=True) as log:
+        return _search(task, config, params, exp=exp, mirror=mirror, resume=resume, log=log)
 
 
-def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, resume: bool):
+def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, resume: bool, log):
     from ray import tune
 
     from dist_spk.tune.driver import trial_driver
@@ -312,6 +312,7 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
     concurrent, decided = plan_concurrency(config.trainer, read_cluster_capacity(),
                                            requested=config.search.max_concurrent)
     check_gpu_workers(config.trainer)
+    log.open()
     if remote and resume:  # the W&B group and offline runs, what the trials published
         storage.download(exp, mirror, skip=storage.HEAVY)
     mirror.mkdir(parents=True, exist_ok=True)
