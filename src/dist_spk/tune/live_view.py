@@ -83,7 +83,7 @@ class SearchView(Callback):
         self.status_seconds = status_seconds
         self.rows: dict[str, TrialRow] = {}
         self.started = time.monotonic()
-        self._last_line = time.monotonic()
+        self._last_line = self._drawn = time.monotonic()
         self._live = None
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks into its state: the screen stays here
@@ -121,7 +121,8 @@ class SearchView(Callback):
         if self._live is None and self.live_mode:
             self._start_live()
         if self._live is not None:
-            self._live.update(self._render())
+            if time.monotonic() - self._drawn >= 0.5:  # Tune's loop turns many times a second; the clocks tick
+                self._redraw()
         elif time.monotonic() - self._last_line >= self.status_seconds:
             self._event(self.status_line())
 
@@ -150,7 +151,7 @@ class SearchView(Callback):
             after = f"; promoted by ASHA at epoch {promoted}" if promoted is not None else ""
             self._event(f"[search] {trial.trial_id} epoch {row.epochs}/{self.max_epochs}: {now}{best}{after}")
         else:
-            self._live.update(self._render())
+            self._redraw()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         row = self._row(trial)
@@ -183,9 +184,13 @@ class SearchView(Callback):
     def on_experiment_end(self, trials, **info):
         self.close()
 
+    def _redraw(self) -> None:
+        self._drawn = time.monotonic()
+        self._live.update(self._render())
+
     def close(self) -> None:
         if self._live is not None:
-            self._live.update(self._render())
+            self._redraw()
             self._live.stop()
             self._live = None
 
