@@ -37,6 +37,8 @@ from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_out
 from dist_spk.runs import storage
 from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep, variant_list
 
+_LOCAL_RAY: list[bool] = []  # non-empty once this process started a local Ray
+
 
 def connect_for_search(trainer: TrainerConfig) -> bool:
     """Join ``RAY_ADDRESS``, else start the local single-node test mode (then True).
@@ -48,14 +50,17 @@ def connect_for_search(trainer: TrainerConfig) -> bool:
 
     from dist_spk.launch.ray_train import connect_ray, local_ray_env
 
-    local = not (ray.is_initialized() or os.environ.get("RAY_ADDRESS"))
-    if not local:
+    # the local test mode: a Ray this process started (for an earlier search too: the demo runs two)
+    started_here = bool(_LOCAL_RAY) and ray.is_initialized()
+    local = started_here or not (ray.is_initialized() or os.environ.get("RAY_ADDRESS"))
+    if ray.is_initialized() or not local:
         connect_ray()
     else:
         cores = os.cpu_count() or 1
         concurrent = max(1, cores // max(1, trainer.workers * trainer.cpus_per_worker))
         local_ray_env()
         ray.init(num_cpus=cores + concurrent, log_to_driver=True)
+        _LOCAL_RAY.append(True)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     total = ray.cluster_resources()
     where = os.environ.get("RAY_ADDRESS") or "a local Ray (test mode)"
