@@ -23,7 +23,8 @@ from pathlib import Path
 VERBOSE_VAR = "DIST_SPK_VERBOSE"
 # the loggers of what dist_spk drives, and dist_spk's own details ("dist_spk.wandb": W&B's console messages)
 LIBRARY_LOGGERS = ("ray", "lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "pyannote",
-                   "speechbrain", "py.warnings", "torch", "urllib3", "botocore", "filelock", "fsspec", "dist_spk")
+                   "speechbrain", "py.warnings", "torch", "urllib3", "botocore", "filelock", "fsspec", "optuna",
+                   "dist_spk")
 
 
 # libraries that give their loggers console handlers when imported (lightning/__init__.py always does; ray sets its
