@@ -27,9 +27,10 @@ LIBRARY_LOGGERS = ("ray", "lightning", "lightning.pytorch", "lightning.fabric", 
                    "dist_spk")
 
 
-# libraries that give their loggers console handlers when imported (lightning/__init__.py always does; ray sets its
-# logging config): imported before their handlers are taken, as every command that routes internals uses them anyway
-IMPORTED_FIRST = ("ray", "lightning")
+# libraries that give their loggers console handlers when imported (lightning/__init__.py always does, optuna on
+# first use; ray sets its logging config): imported before their handlers are taken; the commands that route
+# internals use them anyway
+IMPORTED_FIRST = ("ray", "lightning", "optuna")
 
 
 def verbose() -> bool:
