@@ -4,11 +4,12 @@
     dataloading  segmentation loader chunks/s vs model chunks/s, cluster preset      ~1 min
     train_epoch  Ray Train worker vs plain Lightning; 2 DDP workers vs 1            ~9 min
     asha         ASHA vs FIFO on the same 12 trials (medium corpus); start-up cost  ~25 min
-    trial_start  per-trial start-up, local test mode, preemption watcher off vs on  ~4 min
+    trial_start  per-trial start-up, local test mode: in-process trials vs worker groups (watcher off, on)  ~14 min
     heldout      the demo's best models on unseen voices, beside trivial baselines  ~3 min (after make demo)
     checkpoint_bytes  bytes per epoch to the experiment, before/after one-copy checkpoints (strace)  ~6 min
     data_feed    loader examples/s per process: decoding each time vs the training cache, both tasks  ~3 min
     driver_callback  the search driver's time per trial event: W&B calls inline vs on their own thread  ~1 min
+    search_vs_optuna  dist-spk tune spk vs Optuna TPE + Hyperband in one process, same space and budget  ~11 min
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import importlib
 import sys
 
 NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout", "checkpoint_bytes", "data_feed",
-         "driver_callback")
+         "driver_callback", "search_vs_optuna")
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(NAMES)
