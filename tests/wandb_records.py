@@ -18,7 +18,19 @@ BLOCK = 32 * 1024
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
-def records(path: Path):
+def records(path: Path, *, wait: float = 10.0) -> list:
+    """Every record of a run file, once it holds the run's ``exit`` record (or after ``wait`` seconds: a running
+    run's file). W&B's service writes the file after ``run.finish()`` has returned in this process: in full suite
+    runs a file read at once was seen empty, and once without its run record."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = list(_parse(path))
+        if any(record.WhichOneof("record_type") == "exit" for record in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _parse(path: Path):
     from wandb.proto import wandb_internal_pb2
 
     data = Path(path).read_bytes()
@@ -75,20 +87,11 @@ def summary(path: Path) -> dict:
     return values
 
 
-def run_info(path: Path, *, wait: float = 10.0):
-    """The run record (run_id, display_name, run_group, job_type, sweep_id).
-
-    Waits up to ``wait`` seconds for it: once, in a full suite run, a file read right after ``run.finish()`` had no
-    run record yet (W&B's service writes the file; not reproduced alone).
-    """
-    deadline = time.monotonic() + wait
-    while True:
-        found = [r.run for r in records(path) if r.WhichOneof("record_type") == "run"]
-        if found:
-            return found[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path}: no run record after {wait:g} s")
-        time.sleep(0.2)
+def run_info(path: Path):
+    """The run record (run_id, display_name, run_group, job_type, sweep_id)."""
+    found = [r.run for r in records(path) if r.WhichOneof("record_type") == "run"]
+    assert found, f"{path}: no run record"
+    return found[0]
 
 
 def kinds(path: Path) -> list[str]:

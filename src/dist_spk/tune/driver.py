@@ -16,6 +16,10 @@ trial never silently restores its own older checkpoint where Tune gave it anothe
 run, a lost worker restarts the group from that run's last checkpoint (Train's FailureConfig).
 The trial's run directory (config.yaml, metrics.jsonl, checkpoints/) is ``EXP/trials/<trial id>``. ``EXP`` is a
 path or an object-store URI (:mod:`dist_spk.runs.storage`).
+
+In the local test mode a 1-worker trial skips the worker group (``in_process``, tune/runner.py
+``trains_in_process``): it trains in this process, which Tune reuses for the next trial, through
+:class:`dist_spk.train.session.TrialSession`, with the same checkpoint layout and the same reports to Tune.
 """
 
 from __future__ import annotations
