@@ -6,7 +6,6 @@ adapter to Ray).
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 from pathlib import Path
@@ -156,25 +155,15 @@ def point_checkpoints(run_location: str, objective: str):
     """
     from ray.train import UserCallback
 
-    from dist_spk.runs.run_dir import point_checkpoint, read_pointer
+    from dist_spk.runs.run_dir import CheckpointPointers
 
     class PointCheckpoints(UserCallback):
         def __init__(self):
-            best = read_pointer(run_location, "best")  # a restarted trial keeps its earlier best
-            self.best = best.get(objective) if best else None
+            self.pointers = CheckpointPointers(run_location, objective)
 
         def after_report(self, run_context, metrics, checkpoint):
-            if checkpoint is None:
-                return
-            row = metrics[0]
-            record = {"epoch": row.get("epoch"), objective: row.get(objective)}
-            file = f"{checkpoint.path}/{CHECKPOINT_NAME}"
-            point_checkpoint(run_location, "last", file, **record)
-            value = row.get(objective)
-            # a tie moves best to the newer checkpoint: Ray keeps the later of equal scores and deletes the other
-            if value is not None and not math.isnan(value) and (self.best is None or value <= self.best):
-                self.best = value
-                point_checkpoint(run_location, "best", file, **record)
+            if checkpoint is not None:
+                self.pointers.point(f"{checkpoint.path}/{CHECKPOINT_NAME}", metrics[0])
 
     return PointCheckpoints()
 

@@ -144,6 +144,25 @@ def point_checkpoint(run_location: str, name: str, checkpoint_path: str, **recor
         partial.replace(link)
 
 
+class CheckpointPointers:
+    """A run's ``last`` and ``best`` pointers, moved as each epoch's checkpoint lands (a Ray Train run's controller
+    callback and an in-process trial share it). A tie moves ``best`` to the newer checkpoint: Ray keeps the later of
+    equal scores and deletes the other; a restarted run keeps its earlier best."""
+
+    def __init__(self, run_location: str, objective: str) -> None:
+        self.run_location, self.objective = run_location, objective
+        best = read_pointer(run_location, "best")
+        self.best = best.get(objective) if best else None
+
+    def point(self, checkpoint_file: str, row: dict) -> None:
+        record = {"epoch": row.get("epoch"), self.objective: row.get(self.objective)}
+        point_checkpoint(self.run_location, "last", checkpoint_file, **record)
+        value = row.get(self.objective)
+        if value is not None and not math.isnan(value) and (self.best is None or value <= self.best):
+            self.best = value
+            point_checkpoint(self.run_location, "best", checkpoint_file, **record)
+
+
 def read_pointer(run_location: str, name: str) -> dict | None:
     """``checkpoints/<name>.json`` of a run under Ray, with ``location`` (the checkpoint's), or None."""
     pointer = storage.join(run_location, CHECKPOINTS, f"{name}.json")

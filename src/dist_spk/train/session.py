@@ -17,7 +17,6 @@ is on an object store (``s3://...``), a node-local scratch copy whose small file
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import sys
@@ -31,9 +30,9 @@ from dist_spk.runs import startup, storage
 from dist_spk.runs.run_dir import (
     METRICS_FILE,
     STEPS_FILE,
+    CheckpointPointers,
     best_checkpoint,
     last_checkpoint,
-    point_checkpoint,
     read_pointer,
 )
 
@@ -113,8 +112,7 @@ class TrialSession(LocalSession):
         self.tag = f"[trial {trial_id}] "
         self.root, self.objective = Path(checkpoints_root), objective
         self.report_to, self.should_stop = report_to, should_stop
-        best = read_pointer(str(self.run_dir), "best")  # a restarted trial keeps its earlier best
-        self.best = best.get(objective) if best else None
+        self.pointers = CheckpointPointers(str(self.run_dir), objective)
 
     def console(self, line: str) -> None:
         print(self.tag + line, flush=True)
@@ -135,12 +133,7 @@ class TrialSession(LocalSession):
             self.report_to(metrics, None)
             return
         run = str(self.run_dir)
-        record = {"epoch": metrics.get("epoch"), self.objective: metrics.get(self.objective)}
-        point_checkpoint(run, "last", str(checkpoint), **record)
-        value = metrics.get(self.objective)
-        if value is not None and not math.isnan(value) and (self.best is None or value <= self.best):
-            self.best = value
-            point_checkpoint(run, "best", str(checkpoint), **record)
+        self.pointers.point(str(checkpoint), metrics)
         kept = {Path(pointer["location"]).resolve().parent for pointer in (read_pointer(run, "last"),
                                                                            read_pointer(run, "best")) if pointer}
         for folder in self.root.glob("checkpoint_*"):
