@@ -54,3 +54,23 @@ def test_cache_is_built_once_and_rebuilt_when_the_data_changes(seed_dataset, tmp
     rttm.write_text(rttm.read_text().replace("3.500", "3.000"))
     assert cache_path(config, tmp_path, protocol.name) != path
     assert cache_path(SegDataConfig(root=str(seed_dataset), duration=4.0), tmp_path, protocol.name) != path
+
+
+@pytest.mark.parametrize("on_device", [True, False])
+def test_augmentation_runs_on_the_training_batch_or_in_the_loader(tiny_corpus, tmp_path, on_device):
+    from types import SimpleNamespace
+
+    from dist_spk.train.callbacks import AugmentOnDevice
+    from dist_spk.train.seg_loop import build_task
+    from tests.conftest import local_config
+
+    config = local_config("seg", tiny_corpus / "diar", **{"augment.probability": 1.0, "augment.on_device": on_device})
+    task = build_task(config, load_protocol(config.data.root), cache=tmp_path / "cache")
+    assert (type(task.augmentation).__name__ == "Compose") is not on_device  # pyannote's Identity when on the device
+    torch.manual_seed(0)
+    samples = torch.randn(4, 1, 16000) * 0.1
+    batch = {"X": samples.clone(), "y": torch.zeros(4, 10, 3)}
+    AugmentOnDevice(build_augmentation(config.augment)).on_train_batch_start(
+        None, SimpleNamespace(hparams=SimpleNamespace(sample_rate=16000)), batch, 0)
+    assert batch["X"].shape == samples.shape and not torch.allclose(batch["X"], samples)
+    assert torch.equal(batch["y"], torch.zeros(4, 10, 3))  # targets untouched

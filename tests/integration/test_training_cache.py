@@ -11,7 +11,7 @@ import pytest
 import torch
 from pyannote.core import Segment
 
-from dist_spk.data.training_cache import AUDIO, dataset_sources, open_cache, prepare
+from dist_spk.data.training_cache import AUDIO, dataset_sources, open_cache, prepare, to_float
 from dist_spk.errors import DataError
 from tests.conftest import local_config, run_cli
 
@@ -41,7 +41,9 @@ def test_segmentation_chunks_and_labels_equal_pyannotes(small_corpus, diar_cache
         for length in (10.0, 5.0, 3.37, 0.7777):  # lengths whose sample counts round differently
             start = float(rng.uniform(0, duration - length))
             chunk = Segment(start, start + length)
-            assert torch.equal(cached.crop(file, chunk)[0], decoded.crop(file, chunk)[0]), (file["uri"], chunk)
+            samples = cached.crop(file, chunk)[0]
+            assert samples.dtype == torch.int16  # made float where the batch is used
+            assert torch.equal(to_float(samples), decoded.crop(file, chunk)[0]), (file["uri"], chunk)
 
     # whole chunks as the training loader prepares them (pyannote's prepare_chunk): waveform and frame labels
     config = local_config("seg", small_corpus / "diar", **{"model.init": "random"})
@@ -54,8 +56,11 @@ def test_segmentation_chunks_and_labels_equal_pyannotes(small_corpus, diar_cache
     model.audio = CachedAudio(cache)
     for (file_id, start), expected in zip(draws, plain, strict=True):
         chunk = task.prepare_chunk(file_id, start, config.data.duration)
-        assert torch.equal(chunk["X"], expected["X"])
+        assert torch.equal(to_float(chunk["X"]), expected["X"])
         assert np.array_equal(chunk["y"].data, expected["y"].data) and chunk["y"].labels == expected["y"].labels
+    # and collated, as the training step gets them (augmentation off: no copy in the loader)
+    cached_batch = task.collate_fn([task.prepare_chunk(f, s, config.data.duration) for f, s in draws])
+    assert torch.equal(to_float(cached_batch["X"]), torch.stack([chunk["X"] for chunk in plain]))
 
 
 def test_speaker_crops_equal_the_per_file_decode(small_corpus, tmp_path):
@@ -71,6 +76,11 @@ def test_speaker_crops_equal_the_per_file_decode(small_corpus, tmp_path):
     for item in range(len(plain)):
         (a, label_a), (b, label_b) = plain[item], cached[item]
         assert torch.equal(a, b) and label_a == label_b
+    for batch in (list(range(16)), list(range(len(plain)))[::-3]):  # a batch is gathered from the cache at once
+        (waves_a, labels_a), (waves_b, labels_b) = plain.__getitems__(batch), cached.__getitems__(batch)
+        assert waves_b.dtype == torch.int16  # gathered from the cache; made float on the training device
+        assert waves_b.shape == (len(batch), plain.crop) and torch.equal(waves_a, to_float(waves_b))
+        assert torch.equal(labels_a, labels_b) and labels_a.tolist() == [plain.label(i) for i in batch]
     for (i, a), (j, b) in zip(EvalUtterances(utterances), EvalUtterances(utterances, cache=cache), strict=True):
         assert i == j and torch.equal(a, b)
 

@@ -236,6 +236,9 @@ class AugmentConfig:
     min_snr_db: float = 5.0
     max_snr_db: float = 30.0
     background_noise_dir: str = ""  # a folder of noise recordings, mixed at a random SNR
+    # true: on each training batch on the training device (GPU batches), after the loader; false: per batch in the
+    # loader processes, as pyannote does it (its collate function)
+    on_device: bool = True
 
     def problems(self) -> Problems:
         yield from _probability(self, "probability")

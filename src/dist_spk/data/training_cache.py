@@ -115,6 +115,14 @@ def _to_float(samples: np.ndarray) -> np.ndarray:
     return np.multiply(samples, np.float32(1 / 32768), dtype=np.float32)
 
 
+def to_float(waves):
+    """A batch from :meth:`TrainingCache.gather` (int16, as a torch tensor) as float32 in [-1, 1), on its device;
+    float batches unchanged. Exact: every int16 / 32768 is a float32."""
+    import torch
+
+    return waves.to(torch.float32).mul_(1 / 32768) if waves.dtype == torch.int16 else waves
+
+
 class TrainingCache:
     """An opened cache: crops by source path, read from the memory map (shared by loader processes)."""
 
@@ -151,8 +159,10 @@ class TrainingCache:
         entry = self.files[key]
         return self.audio[entry.offset: entry.offset + entry.samples]
 
-    def crop(self, source: str | Path, start: float, end: float, *, pad: bool = False) -> np.ndarray:
-        """float32 samples of [start, end) seconds, as pyannote's ``Audio.crop`` gives them."""
+    def crop(self, source: str | Path, start: float, end: float, *, pad: bool = False,
+             as_int16: bool = False) -> np.ndarray:
+        """float32 samples of [start, end) seconds, as pyannote's ``Audio.crop`` gives them (``as_int16``: the
+        cached int16 samples, for :func:`to_float` to convert where they are used)."""
         waveform = self.waveform(source)
         first, last = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
         expected = round((end - start) * SAMPLE_RATE)
@@ -160,9 +170,29 @@ class TrainingCache:
             raise ValueError(f"{source}: [{start:.3f}, {end:.3f}] s is outside the file "
                              f"({len(waveform) / SAMPLE_RATE:.3f} s)")
         before = max(0, -first)
-        data = _to_float(waveform[max(0, first): min(last, len(waveform))])
-        data = np.pad(data, (before, max(0, expected - before - len(data))))
-        return data[:expected]
+        data = waveform[max(0, first): min(last, len(waveform))]
+        if before or len(data) < expected:
+            data = np.pad(data, (before, max(0, expected - before - len(data))))
+        data = data[:expected]
+        return np.array(data) if as_int16 else _to_float(data)  # a copy: never a view of the read-only map
+
+    def span(self, source: str | Path, start: float, samples: int) -> int | None:
+        """Where ``samples`` samples from ``start`` seconds into ``source`` begin in the whole cache (rounded as
+        :meth:`read` rounds), or None when the file is not cached or they do not all lie inside it."""
+        key = self._key(source)
+        if key is None:
+            return None
+        entry, first = self.files[key], int(round(start * SAMPLE_RATE))
+        return entry.offset + first if first >= 0 and first + samples <= entry.samples else None
+
+    def gather(self, first: np.ndarray, samples: int) -> np.ndarray:
+        """int16 (len(first), samples): row i is the cache's samples from ``first[i]`` on, in one indexing step.
+
+        Left as int16 (use :func:`to_float` where the batch is used): half the bytes to move, and the conversion runs
+        on the training device instead of in the loader process, where it was most of a batch's cost.
+        """
+        windows = np.lib.stride_tricks.sliding_window_view(self.audio, samples)  # a view: no copy
+        return windows[first]  # one copy of each row
 
     def read(self, source: str | Path, *, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
         """float32 samples as :func:`dist_spk.speaker.data.read_audio` reads them (from ``round(start * rate)``,

@@ -39,6 +39,7 @@ from pyannote.audio.utils.permutation import permutate
 from torchmetrics import MetricCollection
 
 from dist_spk.config.tasks import SegLossConfig
+from dist_spk.data.training_cache import to_float
 from dist_spk.segmentation.losses import LossInputs, segmentation_loss, vad_loss
 
 # metric names reported every validation epoch, in display order
@@ -79,6 +80,26 @@ class SegmentationTask(SpeakerDiarization):
         super().__init__(protocol, **kwargs)
         self.loss_config = loss
         self.chunks_per_epoch = chunks_per_epoch
+        # None: augmentation off, or on the training batch on the device (train/callbacks.py::AugmentOnDevice)
+        self.augment_in_loader = kwargs.get("augmentation") is not None
+
+    def collate_X(self, batch) -> torch.Tensor:
+        """pyannote's, except chunks of a training cache arrive as int16 (made float where the batch is used:
+        ``training_cache.to_float``); a batch mixing them with decoded float chunks is made float here."""
+        if len({b["X"].dtype for b in batch}) > 1:
+            batch = [{**b, "X": to_float(b["X"])} for b in batch]
+        return super().collate_X(batch)
+
+    def collate_fn(self, batch, stage="train"):
+        """pyannote's collation, without running its no-op ``Identity`` augmentation (two copies of every batch in
+        the loader) when the augmentation is off or on the device."""
+        X, y, meta = self.collate_X(batch), self.collate_y(batch), self.collate_meta(batch)
+        if self.augment_in_loader and stage == "train":  # pyannote's way (augment.on_device false)
+            self.augmentation.train(mode=True)
+            augmented = self.augmentation(samples=to_float(X), sample_rate=self.model.hparams.sample_rate,
+                                          targets=y.unsqueeze(1))
+            X, y = augmented.samples, augmented.targets.squeeze(1)
+        return {"X": X, "y": y, "meta": meta}
 
     def train__len__(self) -> int:
         # chunks are drawn at random (with replacement) whatever the epoch length: this only sets how many
@@ -139,7 +160,7 @@ class SegmentationTask(SpeakerDiarization):
 
     def training_step(self, batch: dict, batch_idx: int):
         target = batch["y"]  # (batch, frames, speakers)
-        waveform = batch["X"]  # (batch, channels, samples)
+        waveform = to_float(batch["X"])  # (batch, channels, samples); int16 when read from a training cache
         # as pyannote does: drop chunks with more speakers than the model can output
         keep = torch.sum(torch.any(target, dim=1), dim=1) <= self.max_speakers_per_chunk
         if not keep.any():
@@ -150,7 +171,7 @@ class SegmentationTask(SpeakerDiarization):
 
     def validation_step(self, batch: dict, batch_idx: int):
         target = batch["y"]
-        seg, vad, total, inputs = self._losses(batch, target, batch["X"])
+        seg, vad, total, inputs = self._losses(batch, target, to_float(batch["X"]))
         self._log("val", seg, vad, total)
         argmax = self.model.powerset.to_multilabel(inputs.log_probs)  # 0/1, what pyannote's Inference decodes
         whole_chunk, oracle_speech = one_speaker_baselines(target)

@@ -21,7 +21,7 @@ from dist_spk.config.tasks import SpkDataConfig
 from dist_spk.data.audio import AUDIO_EXTENSIONS
 from dist_spk.data.speakers import Utterance
 from dist_spk.data.synth import colored_noise
-from dist_spk.data.training_cache import TrainingCache
+from dist_spk.data.training_cache import TrainingCache, to_float
 from dist_spk.errors import ConfigError
 
 SAMPLE_RATE = 16000
@@ -129,15 +129,19 @@ class TrainCrops(Dataset):
         self.augment = WaveAugment(config)
         self.seed = seed
         self.calls = 0
+        self._durations: dict[Path, float] = {}
 
     @property
     def num_classes(self) -> int:
         return len(self.index) * len(self.speeds)
 
     def _file_seconds(self, path: Path) -> float:
-        if self.cache is not None and path in self.cache:
-            return len(self.cache.waveform(path)) / SAMPLE_RATE
-        return soundfile.info(str(path)).duration
+        """A file's duration, read once per file (not per crop)."""
+        if path not in self._durations:
+            self._durations[path] = (len(self.cache.waveform(path)) / SAMPLE_RATE
+                                     if self.cache is not None and path in self.cache
+                                     else soundfile.info(str(path)).duration)
+        return self._durations[path]
 
     def labels(self) -> list[int]:
         return [self.label(i) for i in range(len(self))]
@@ -150,22 +154,71 @@ class TrainCrops(Dataset):
         return len(self.utterances) * len(self.speeds)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, int]:
-        speed_index, index = divmod(item, len(self.utterances))
-        speed = self.speeds[speed_index]
-        utterance = self.utterances[index]
-        rng = np.random.default_rng([self.seed, item, self.calls])
+        waves, labels = self.__getitems__([item])
+        return to_float(waves[0]), int(labels[0])
+
+    def __getitems__(self, items: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch: crops (B, N) and labels (B,). torch's DataLoader calls this with a batch's indices when a
+        dataset has it; the batch is already collated (use :func:`collated` as the loader's ``collate_fn``). Crops
+        all gathered from the cache come as int16 (converted on the training device: ``training_cache.to_float``).
+
+        One random generator per batch draws every crop's position; with a training cache, the crops at speed 1 that
+        fit in their utterance are gathered from the memory map in one indexing step (no per-crop Python), the rest
+        are read one by one. The same positions either way, so a cached run sees the same crops as a decoding one.
+        """
+        rng = np.random.default_rng([self.seed, items[0], len(items), self.calls])
         self.calls += 1
-        need = self.crop * speed  # samples to read before the speed change
-        length = (utterance.duration or self._file_seconds(utterance.path) - utterance.start) * SAMPLE_RATE
-        start = utterance.start + max(0.0, rng.uniform(0, max(0.0, length - need))) / SAMPLE_RATE
-        audio = read_cached(self.cache, utterance.path, start=start, seconds=min(need, length) / SAMPLE_RATE)
+        rows = [self._crop_plan(item, position) for item, position in zip(items, rng.random(len(items)), strict=True)]
+        spans = [self.cache.span(path, start, self.crop) if self.cache is not None and speed == 1.0 and whole
+                 else None for path, start, whole, speed in rows]
+        gathered = [row for row, first in enumerate(spans) if first is not None]
+        labels = torch.tensor([self.label(item) for item in items])
+        if len(gathered) == len(items) and not self.augment.active:  # the usual case with a cache
+            return torch.from_numpy(self.cache.gather(np.array(spans), self.crop)), labels  # int16, see to_float
+        waves = torch.empty(len(items), self.crop)
+        if gathered:
+            block = self.cache.gather(np.array([spans[row] for row in gathered]), self.crop)
+            waves[gathered] = to_float(torch.from_numpy(block))
+        for row in sorted(set(range(len(items))) - set(gathered)):
+            path, start, _, speed = rows[row]
+            waves[row] = torch.from_numpy(self._read_crop(items[row], path, start, speed))
+        if self.augment.active:
+            for row, augment_rng in enumerate(rng.spawn(len(items))):
+                waves[row] = torch.from_numpy(self.augment(waves[row].numpy(), augment_rng))
+        return waves, labels
+
+    def _read_crop(self, item: int, path: Path, start: float, speed: float) -> np.ndarray:
+        """One crop read on its own (not cached, another speed, or a short utterance), ``self.crop`` samples."""
+        audio = read_cached(self.cache, path, start=start, seconds=self._crop_seconds(item))
         if speed != 1.0:  # play it back faster/slower: resample as if recorded at rate * speed
             audio = torchaudio.functional.resample(torch.from_numpy(audio), int(SAMPLE_RATE * speed),
                                                    SAMPLE_RATE).numpy()
-        audio = fit_length(audio, self.crop)
-        if self.augment.active:
-            audio = self.augment(audio, rng)
-        return torch.from_numpy(audio), self.label(item)
+        return fit_length(audio, self.crop)
+
+    def _crop_plan(self, item: int, position: float) -> tuple[Path, float, bool, float]:
+        """(file, start s, whether a whole crop fits, speed) of item's crop at ``position`` in [0, 1) of its room."""
+        speed = self.speeds[item // len(self.utterances)]
+        utterance = self.utterances[item % len(self.utterances)]
+        length = self._samples(utterance)
+        need = self.crop * speed  # samples to read before the speed change
+        start = utterance.start + position * max(0.0, length - need) / SAMPLE_RATE
+        return utterance.path, start, length >= need, speed
+
+    def _crop_seconds(self, item: int) -> float:
+        """Seconds of audio item's crop reads (less than the crop needs when the utterance is shorter)."""
+        speed = self.speeds[item // len(self.utterances)]
+        return min(self.crop * speed, self._samples(self.utterances[item % len(self.utterances)])) / SAMPLE_RATE
+
+    def _samples(self, utterance: Utterance) -> float:
+        """The utterance's length in samples (to its file's end when it has no end time)."""
+        if utterance.duration is not None:
+            return utterance.duration * SAMPLE_RATE
+        return (self._file_seconds(utterance.path) - utterance.start) * SAMPLE_RATE
+
+
+def collated(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DataLoader's ``collate_fn`` for :class:`TrainCrops`: its batches come collated (``__getitems__``)."""
+    return batch
 
 
 class BalancedSampler(Sampler[int]):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from dist_spk.config import config_from_dict
 from dist_spk.config.tasks import SpkConfig
 from dist_spk.data.speakers import Utterance
+from dist_spk.data.training_cache import to_float
 from dist_spk.data.trials import Trial
 from dist_spk.speaker.clustering import clustering_quality
 from dist_spk.speaker.encoder import SpeakerEncoder
@@ -69,6 +70,7 @@ class SpeakerModule(lightning.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         wave, labels = batch  # (B, N), (B,)
+        wave = to_float(wave)  # a batch gathered from a training cache arrives as int16
         if self.margins is not None:
             self.margins.step(self.global_step)
         lengths = torch.full((wave.shape[0],), wave.shape[1], device=wave.device)

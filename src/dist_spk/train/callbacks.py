@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning
 
 from dist_spk.config.tasks import OptimConfig
+from dist_spk.data.training_cache import to_float
 from dist_spk.runs import startup
 from dist_spk.runs.run_dir import append_metrics, append_step, keep_epochs_before, read_metrics
 from dist_spk.train.worker_metrics import WorkerMonitor
@@ -163,3 +164,21 @@ class ApplyOptimSettings(lightning.Callback):
             for scheduler in (config.scheduler, *getattr(config.scheduler, "_schedulers", ())):
                 if hasattr(scheduler, "base_lrs"):
                     scheduler.base_lrs = [lr * ratio for lr in scheduler.base_lrs]
+
+
+class AugmentOnDevice(lightning.Callback):
+    """Waveform augmentation of each training batch where the model runs (``augment.on_device``).
+
+    pyannote augments in its collate function, so in the loader processes on the CPU, where it dominates the feed
+    (bench/data_feed.py). torch-audiomentations transforms whole batches on any device, so here the loader only
+    slices and frames, and the batch is augmented after Lightning moved it to the GPU. Targets are unchanged: none of
+    the transforms (segmentation/augment.py) moves audio in time.
+    """
+
+    def __init__(self, augmentation):
+        self.augmentation = augmentation
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.augmentation.to(batch["X"].device)
+        samples = to_float(batch["X"])  # int16 when read from a training cache
+        batch["X"] = self.augmentation(samples=samples, sample_rate=pl_module.hparams.sample_rate).samples

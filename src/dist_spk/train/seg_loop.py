@@ -31,7 +31,7 @@ def build_task(config: SegConfig, protocol, *, cache: str | Path | None):
         batch_size=data.batch_size,
         chunks_per_epoch=data.chunks_per_epoch,
         num_workers=data.loader_workers,
-        augmentation=build_augmentation(config.augment),
+        augmentation=None if config.augment.on_device else build_augmentation(config.augment),
         cache=str(cache) if cache else None,
     )
 
@@ -43,9 +43,10 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     from dist_spk.data.protocol import load_protocol
     from dist_spk.optim import attach_optimizers
     from dist_spk.runs.checkpoints import allow_checkpoint_classes
+    from dist_spk.segmentation.augment import build_augmentation
     from dist_spk.segmentation.model import FreezeSincNet, build_model
     from dist_spk.segmentation.task import SEG_OBJECTIVE
-    from dist_spk.train.callbacks import ApplyOptimSettings, EpochReport
+    from dist_spk.train.callbacks import ApplyOptimSettings, AugmentOnDevice, EpochReport
     from dist_spk.train.trainer import build_trainer
 
     stamp(payload, "imported")
@@ -72,6 +73,9 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     shown = ("loss/train", "loss/val", "DiarizationErrorRate", "DiarizationErrorRate/Marginal")
     callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown, payload=payload),
                        ApplyOptimSettings(config.optim)]
+    augmentation = build_augmentation(config.augment) if config.augment.on_device else None
+    if augmentation is not None:
+        callbacks.append(AugmentOnDevice(augmentation))
     if config.model.freeze_sincnet_epochs:
         callbacks.append(FreezeSincNet(config.model.freeze_sincnet_epochs))
     trainer = build_trainer(config.trainer, session, callbacks, run_dir=run_dir)

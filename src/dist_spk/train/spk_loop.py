@@ -20,7 +20,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
 
     from dist_spk.data.trials import parse_trials
     from dist_spk.optim import attach_optimizers
-    from dist_spk.speaker.data import BalancedSampler, EvalUtterances, TrainCrops, pad_batch, read_manifest
+    from dist_spk.speaker.data import BalancedSampler, EvalUtterances, TrainCrops, collated, pad_batch, read_manifest
     from dist_spk.speaker.module import SPK_OBJECTIVE, SpeakerModule
     from dist_spk.train.callbacks import ApplyOptimSettings, EpochReport
     from dist_spk.train.trainer import build_trainer
@@ -48,6 +48,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
         sampler = RandomSampler(crops, replacement=True, num_samples=size) if size else None
     workers = config.data.loader_workers
     train_loader = DataLoader(crops, batch_size=config.data.batch_size, sampler=sampler, shuffle=sampler is None,
+                              collate_fn=collated,  # TrainCrops makes whole batches (__getitems__)
                               num_workers=workers, drop_last=True, persistent_workers=workers > 0)
     eval_loader = DataLoader(EvalUtterances(evaluation, cache=cache), batch_size=max(1, config.data.batch_size // 8),
                              collate_fn=pad_batch, num_workers=workers)
