@@ -224,26 +224,34 @@ def data_prepare(
     task: Annotated[str, typer.Option(help="auto (a diarization dataset: seg, else spk), seg or spk.")] = "auto",
     protocol: Annotated[str, typer.Option(help="Protocol name when ROOT is a pyannote database.yml.")] = "",
     format: Annotated[str, typer.Option(help="spk: auto, voxceleb, kaldi, csv or diarization.")] = "auto",
+    engine: Annotated[str, typer.Option(
+        help="auto (a Ray Data job across the cluster's nodes when RAY_ADDRESS is set, else this process), "
+             "local, or ray.")] = "auto",
 ) -> None:
     """Decode a dataset once into a training cache every run and trial shares (then --set data.cache=OUT)."""
     import time
 
     from dist_spk.console import duration
     from dist_spk.data.protocol import is_seed_layout
-    from dist_spk.data.training_cache import dataset_sources, open_cache, prepare
+    from dist_spk.data.training_cache import dataset_sources, open_cache
+    from dist_spk.launch.prepare_cache import prepare_cache, use_ray
 
     if task == "auto":
         task = "seg" if root.suffix in (".yml", ".yaml") or is_seed_layout(root) else "spk"
     if task not in ("seg", "spk"):
         raise DistSpkError(f"--task {task}: valid: auto, seg, spk")
     options = {"protocol": protocol} if task == "seg" else {"format": format}
+    use_ray(engine)  # a bad --engine is refused before anything is read
     started = time.monotonic()
     sources = dataset_sources(root, task=task, **options)
-    cache = open_cache(prepare(sources, out), sources=sources)
+    nodes = prepare_cache(sources, out, engine=engine)
+    cache = open_cache(out, sources=sources)
     hours = cache.samples / 16000 / 3600
+    where = ("in this process" if "local" in nodes else
+             f"by a Ray Data job on {len(nodes)} node(s) ({', '.join(str(n) for n in sorted(nodes.values()))} files)")
     typer.echo(f"wrote {out}: {len(cache.files)} files, {hours:.2f} h of 16 kHz audio "
-               f"({cache.samples * 2 / 1e6:.1f} MB) in {duration(time.monotonic() - started)}; train with "
-               f"--set data.cache={out}")
+               f"({cache.samples * 2 / 1e6:.1f} MB) decoded {where} in {duration(time.monotonic() - started)}; "
+               f"train with --set data.cache={out}")
     typer.echo(f"next: dist-spk tune {task} --data {root} --out EXP --set data.cache={out}")
 
 

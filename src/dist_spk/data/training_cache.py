@@ -17,7 +17,8 @@ then trimmed or zero-padded to ``round(duration * rate)``), so chunks read from 
 preparation, instead of per chunk: close, not bit-equal. Labels are not cached here: pyannote's metadata cache
 already holds every file's annotations as arrays, and its label framing is vectorised.
 
-Ray-free; the preparation runs in this process (a distributed preparation on Ray Data is still to come).
+Ray-free: the files are decoded in this process, or by a Ray Data job across a cluster's nodes
+(:mod:`dist_spk.launch.prepare_cache`), and written into one cache here either way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,11 +77,32 @@ def _sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare(sources: list[Path], out: Path, *, progress: bool = True) -> Path:
-    """Decode ``sources`` into a cache at ``out`` (replaced when it exists); return ``out``."""
+def decode_file(key: str) -> dict:
+    """One source file decoded for the cache: its samples (int16 bytes), size, mtime and sha1 (keyed by path).
+
+    A plain function of a path, so a distributed engine can run it on any node (launch/prepare_cache.py).
+    """
+    path = Path(key)
+    stat = path.stat()
+    return {"key": key, "samples": _decode(path).tobytes(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "sha1": _sha1(path)}
+
+
+def source_keys(sources: list[Path]) -> list[str]:
+    """The cache keys of ``sources`` (resolved paths, each once, sorted: the cache's file order)."""
+    return sorted({str(Path(p).resolve()) for p in sources})
+
+
+def prepare(sources: list[Path], out: Path, *, progress: bool = True,
+            decoded: Iterable[dict] | None = None) -> Path:
+    """Decode ``sources`` into a cache at ``out`` (replaced when it exists); return ``out``.
+
+    ``decoded``: the :func:`decode_file` records of :func:`source_keys` (sources), in that order, from elsewhere
+    (a Ray Data job across a cluster's nodes); by default each file is decoded here, one after the other.
+    """
     from tqdm import tqdm
 
-    keys = sorted({str(Path(p).resolve()) for p in sources})
+    keys = source_keys(sources)
     if not keys:
         raise DataError(f"{out}: no audio files to cache")
     out = Path(out)
@@ -88,17 +111,19 @@ def prepare(sources: list[Path], out: Path, *, progress: bool = True) -> Path:
                         "an empty or new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
+    records = map(decode_file, keys) if decoded is None else decoded
     try:
         files, offset = [], 0
         with (staging / AUDIO).open("wb") as handle:
-            for key in tqdm(keys, desc=f"caching {len(keys)} files", unit="file", leave=False,
-                            disable=None if progress else True):  # None: on a terminal only
-                path = Path(key)
-                samples = _decode(path)
-                handle.write(samples.tobytes())
-                stat = path.stat()
-                files.append(CachedFile(key, offset, len(samples), stat.st_size, stat.st_mtime_ns, _sha1(path)))
-                offset += len(samples)
+            for key, record in zip(keys, tqdm(records, total=len(keys), desc=f"caching {len(keys)} files",
+                                              unit="file", leave=False, disable=None if progress else True),
+                                   strict=True):  # disable None: on a terminal only
+                if record["key"] != key:
+                    raise DataError(f"{out}: decoded {record['key']} where {key} was expected: nothing was written")
+                handle.write(record["samples"])
+                samples = len(record["samples"]) // 2
+                files.append(CachedFile(key, offset, samples, record["size"], record["mtime_ns"], record["sha1"]))
+                offset += samples
         manifest = {"format": FORMAT, "sample_rate": SAMPLE_RATE, "samples": offset,
                     "files": [asdict(f) for f in files]}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))

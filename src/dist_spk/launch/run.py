@@ -47,7 +47,8 @@ def check_segmentation_data(config) -> None:
 def prepare_training_cache(config, task: str) -> dict[str, Any]:
     """With ``data.cache``: the training cache checked against the dataset (built first when missing); its payload
     entry. A stale or damaged cache is one error here, before any worker starts."""
-    from dist_spk.data.training_cache import MANIFEST, dataset_sources, open_cache, prepare
+    from dist_spk.data.training_cache import MANIFEST, dataset_sources, open_cache
+    from dist_spk.launch.prepare_cache import prepare_cache
 
     if not config.data.cache:
         return {}
@@ -58,7 +59,7 @@ def prepare_training_cache(config, task: str) -> dict[str, Any]:
         sources = [u.path for u in _speaker_manifest(config).utterances]
     if not (cache / MANIFEST).is_file():
         print(f"[data] preparing the training cache {cache} ({len(set(sources))} files)", flush=True)
-        prepare(sources, cache)
+        prepare_cache(sources, cache)  # a Ray Data job across the nodes when joined to a cluster
     open_cache(cache, sources=sources)
     return {"training_cache": str(cache)}
 

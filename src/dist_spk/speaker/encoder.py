@@ -4,9 +4,9 @@ Both map a batch of 16 kHz waveforms with their lengths to one embedding per utt
 ``encoder(wave (B, N), lengths (B,) in samples) -> (B, emb_size)``. Padding never changes an
 embedding: features, convolutions and attention are masked to each utterance's own length.
 
-The Conformer is built from torchaudio's ``ConformerLayer`` (macaron FFN, self-attention, depthwise
-convolution), without positional encodings: the convolutions carry relative position. MFA-Conformer
-style, the outputs of every block are concatenated before attentive statistics pooling.
+The Conformer's blocks (speaker/conformer.py: macaron FFN, self-attention, depthwise convolution, torchaudio's
+``ConformerLayer`` parameter names) have no positional encodings: the convolutions carry relative position.
+MFA-Conformer style, the outputs of every block are concatenated before attentive statistics pooling.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import torch
 import torchaudio
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN, AttentiveStatisticsPooling
 from torch import nn
-from torchaudio.models.conformer import ConformerLayer
 
 from dist_spk.config.tasks import FrontendConfig, SpkModelConfig
 from dist_spk.errors import ConfigError
+from dist_spk.speaker.conformer import ConformerBlock
 
 SAMPLE_RATE = 16000
 N_FFT, WIN, HOP = 512, 400, 160  # 25 ms windows every 10 ms, in 32 ms FFT frames
@@ -67,35 +67,6 @@ class Fbank(nn.Module):
         return feats.transpose(1, 2), frames
 
 
-class _MaskedConformerLayer(ConformerLayer):
-    """torchaudio's layer (FFN/2, self-attention, convolution, FFN/2), padding zeroed before the depthwise conv.
-
-    Unmasked, the convolution would mix padding into the last frames of shorter utterances, so
-    ``forward`` re-states torchaudio's (convolution-after-attention) order with that one mask added.
-    """
-
-    def forward(self, input: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
-        # input: (T, B, D); key_padding_mask: (B, T), True on padding
-        x = self.ffn1(input) * 0.5 + input
-        residual = x
-        x = self.self_attn_layer_norm(x)
-        x, _ = self.self_attn(query=x, key=x, value=x, key_padding_mask=key_padding_mask, need_weights=False)
-        x = self.self_attn_dropout(x) + residual
-        x = self._masked_convolution(x, key_padding_mask)
-        x = self.ffn2(x) * 0.5 + x
-        return self.final_layer_norm(x)
-
-    def _masked_convolution(self, input: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        module = self.conv_module
-        x = module.layer_norm(input.transpose(0, 1)).transpose(1, 2)  # (B, D, T)
-        pointwise, glu, depthwise, *rest = module.sequential
-        x = glu(pointwise(x)).masked_fill(pad[:, None, :], 0.0)
-        x = depthwise(x)
-        for layer in rest:
-            x = layer(x)
-        return input + x.permute(2, 0, 1)
-
-
 class ConformerEncoder(nn.Module):
     """Conv2d subsampling (time / 2) -> N Conformer blocks -> concat (MFA) -> attentive stats pooling -> embedding."""
 
@@ -110,8 +81,7 @@ class ConformerEncoder(nn.Module):
         mels = (mels + 1) // 2
         self.project = nn.Linear(channels * mels, config.d_model)
         self.blocks = nn.ModuleList([
-            _MaskedConformerLayer(config.d_model, config.ffn_dim, config.num_heads, config.kernel_size,
-                                  dropout=config.dropout)
+            ConformerBlock(config.d_model, config.ffn_dim, config.num_heads, config.kernel_size, dropout=config.dropout)
             for _ in range(config.num_blocks)
         ])
         width = config.d_model * config.num_blocks

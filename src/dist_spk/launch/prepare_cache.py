@@ -1,0 +1,67 @@
+"""The training cache prepared on a Ray cluster: a Ray Data job decodes the files across its nodes.
+
+``dist-spk data prepare ROOT --out CACHE`` (and ``data.cache=CACHE`` on a run or a search, which builds it when
+missing) decodes in this process on one machine. Joined to a cluster (``RAY_ADDRESS`` set, as ``ray job submit``
+does, or ``--engine ray``), the decoding is a Ray Data ``map`` over the files, one task per file with one CPU,
+spread over the nodes (Ray Data's default ``SPREAD`` scheduling); the driver writes the decoded samples into the one
+cache as they stream back, in the files' order (``preserve_order``), so the cache is byte for byte the one a local
+preparation writes. Ray Data, not a pool of our own: it streams with back-pressure (the driver never holds more than
+a few files' samples), retries a task whose node is lost, and scales with the cluster.
+
+The cache folder is written by the driver: on a multi-node cluster it must be on storage every node sees (the same
+rule as the experiment folder; checked before training starts). Object-store (``s3://``) caches are not supported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from dist_spk.data.training_cache import decode_file, prepare, source_keys
+from dist_spk.errors import ConfigError
+
+ENGINES = ("auto", "local", "ray")
+
+
+def use_ray(engine: str) -> bool:
+    """Whether ``engine`` means the Ray Data job: ``ray``, or ``auto`` when joined to a cluster (``RAY_ADDRESS``)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine {engine}: valid: {', '.join(ENGINES)}")
+    return engine == "ray" or (engine == "auto" and bool(os.environ.get("RAY_ADDRESS")))
+
+
+def _decode_row(row: dict) -> dict:
+    import ray
+
+    return {**decode_file(row["key"]), "node": ray.get_runtime_context().get_node_id()}
+
+
+def decode_on_ray(keys: list[str], nodes: Counter) -> Iterator[dict]:
+    """:func:`decode_file` of every key as a Ray Data job, yielded in ``keys`` order; ``nodes`` counts the files
+    each node decoded."""
+    import ray.data
+
+    from dist_spk.launch.ray_train import connect_ray
+
+    connect_ray()
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # the cache's file order, whichever task ends first
+    context.enable_progress_bars = False  # prepare() draws one bar of its own
+    context.print_on_execution_start = False
+    dataset = ray.data.from_items([{"key": key} for key in keys], override_num_blocks=len(keys))
+    for row in dataset.map(_decode_row, num_cpus=1).iter_rows():
+        nodes[row["node"]] += 1
+        yield row
+
+
+def prepare_cache(sources: list[Path], out: Path, *, engine: str = "auto") -> Counter:
+    """Write the training cache of ``sources`` at ``out``, decoding here or on the cluster as ``engine`` says;
+    the files decoded per node (one entry, ``"local"``, for this process)."""
+    if not use_ray(engine):
+        prepare(sources, out)
+        return Counter({"local": len(source_keys(sources))})
+    nodes: Counter = Counter()
+    prepare(sources, out, decoded=decode_on_ray(source_keys(sources), nodes))
+    return nodes
