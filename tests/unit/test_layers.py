@@ -51,3 +51,44 @@ def test_every_package_has_a_layer():
     packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
     modules = {p.stem for p in SRC.glob("*.py") if p.stem != "__init__"}
     assert packages | modules <= set(LAYERS)
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Modules ``path`` imports when it is loaded (statements at module level, not inside functions)."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def loads_ray(module: str, seen: set[str] | None = None) -> bool:
+    """Whether importing dist_spk ``module`` imports Ray (through its module-level imports, transitively)."""
+    seen = set() if seen is None else seen
+    if module in seen:
+        return False
+    seen.add(module)
+    path = SRC.joinpath(*module.split(".")[1:])
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    if not path.is_file():  # a name imported from a module, not a module
+        return False
+    imported = top_level_imports(path)
+    return any(name == "ray" or name.startswith("ray.") for name in imported) or any(
+        loads_ray(name, seen) for name in imported if name.startswith("dist_spk."))
+
+
+def test_unit_tests_import_no_ray():
+    """tests/unit runs without Ray: no unit test imports Ray, or a dist_spk module that loads it (lazy imports
+    inside test functions included); tests of Ray-facing code live in tests/ray."""
+    offenders = []
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            offenders += [f"{path.name}:{node.lineno} imports {name}" for name in names
+                          if name == "ray" or name.startswith("ray.") or
+                          (name.startswith("dist_spk.") and loads_ray(name))]
+    assert not offenders, "\n".join(offenders)
+    assert loads_ray("dist_spk.tune.driver") and not loads_ray("dist_spk.data.training_cache")  # the check sees

@@ -20,6 +20,8 @@ from dist_spk.launch.capacity import (
     worker_bundle,
 )
 
+pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
+
 REPO = Path(__file__).resolve().parents[2]
 HEAD = {"CPU": 8.0, "node:__internal_head__": 1.0, "memory": 1e10}
 

@@ -10,6 +10,8 @@ from dist_spk.errors import ConfigError
 from dist_spk.tune.driver import trial_config
 from dist_spk.tune.space import dump_sweep, load_space, parse_space, space_path, to_param_space, variant_list
 
+pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
+
 VARIANTS = {"variants": [{"name": "adam", "optim.name": "adam"},
                          {"name": "nadam_cosine", "optim": {"name": "nadam"}, "scheduler.name": "cosine"}],
             "parameters": {"optim.lr": {"values": [1e-3, 3e-3]}}}

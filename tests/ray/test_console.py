@@ -17,6 +17,8 @@ from dist_spk.console import VERBOSE_VAR, Stages, internals_to
 from dist_spk.launch.worker_logs import WORKERS_LOG, WorkerOutput, trial_log
 from dist_spk.tune.live_view import SearchView, asha_rungs
 
+pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
+
 
 def test_library_loggers_and_warnings_go_to_the_file_not_the_console(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(VERBOSE_VAR, raising=False)

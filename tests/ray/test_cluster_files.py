@@ -22,6 +22,8 @@ from dist_spk.cuda import min_driver_for
 from dist_spk.launch.secrets import adopt_submitted_secrets
 from dist_spk.tune.wandb_logging import JOB_CONFIG_VAR, KEY_VAR, adopt_submitted_key
 
+pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
+
 REPO = Path(__file__).resolve().parents[2]
 SECRET_FILES = (".ray_token", "cluster.token", ".env", ".netrc")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dist_spk.launch.doctor import (
     FAIL,
     OK,
@@ -13,6 +15,8 @@ from dist_spk.launch.doctor import (
     rows_for_node,
 )
 from dist_spk.tune.wandb_logging import wandb_key
+
+pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
 
 
 def _report(**changes) -> dict:

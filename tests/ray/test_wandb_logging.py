@@ -16,6 +16,8 @@ from dist_spk.tune.wandb_logging import TrialRuns, register_sweep
 from tests.wandb_records import config as wandb_config
 from tests.wandb_records import history, kinds, run_info, summary
 
+pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
+
 
 def test_trial_runs_join_the_sweep_keep_the_best_and_finish(tmp_path, monkeypatch):
     import wandb

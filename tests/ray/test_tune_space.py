@@ -13,6 +13,8 @@ from dist_spk.tune.driver import trial_config
 from dist_spk.tune.runner import check_search, pbt_mutations, search_warnings
 from dist_spk.tune.space import default_space_path, dump_sweep, load_space, parse_space, to_param_space
 
+pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
+
 
 def test_wandb_and_tune_syntax_give_the_same_params():
     wandb = {"method": "bayes", "parameters": {

@@ -15,6 +15,8 @@ from dist_spk.tune.wandb_sync import replay_trial, sync_experiment
 from tests.wandb_records import config as wandb_config
 from tests.wandb_records import history, kinds, run_info, summary
 
+pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
+
 
 def _experiment(tmp_path):
     """What a finished offline search leaves: config, space, summary, each trial's run directory."""
