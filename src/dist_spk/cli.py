@@ -474,8 +474,8 @@ def _tune(task: str, data: Path, out: str, preset: str, space: Path | None, num_
     document = read_config_file(path)
     # the file's method / early_terminate first: --set and the dedicated flags override them
     overrides = [*sweep_overrides(document, objective=OBJECTIVES[task], source=str(path)), *(overrides or [])]
-    keys = {"data.root": data.resolve(), "search.num_samples": num_samples, "search.scheduler": scheduler,
-            "search.search": search, "trainer.workers": workers_per_trial, "trainer.gpus_per_worker": gpus_per_worker,
+    keys = {"data.root": data.resolve(), "search.num_samples": num_samples, "search.trial_scheduler": scheduler,
+            "search.sampler": search, "trainer.workers": workers_per_trial, "trainer.gpus_per_worker": gpus_per_worker,
             "search.max_concurrent": max_concurrent}
     resolved = _resolve(task, preset, config, overrides, **keys)
     params = grid_of(parse_space(document, task, source=str(path)), document)

@@ -15,7 +15,7 @@ import torch
 from pytorch_optimizer import Lookahead
 from torch.optim import lr_scheduler
 
-from dist_spk.config.tasks import OptimConfig, SchedulerConfig
+from dist_spk.config.tasks import LrScheduleConfig, OptimConfig
 from dist_spk.errors import ConfigError
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -44,29 +44,29 @@ def build_optimizer(parameters: Iterable[torch.nn.Parameter], config: OptimConfi
     return optimizer
 
 
-def _cosine(optimizer, config: SchedulerConfig, epochs: int):
+def _cosine(optimizer, config: LrScheduleConfig, epochs: int):
     # the last epoch trains at min_lr
     return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs - config.warmup_epochs - 1),
                                           eta_min=config.min_lr)
 
 
-def _cosine_restarts(optimizer, config: SchedulerConfig, epochs: int):
+def _cosine_restarts(optimizer, config: LrScheduleConfig, epochs: int):
     return lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=config.restart_epochs, eta_min=config.min_lr)
 
 
-def _plateau(optimizer, config: SchedulerConfig, epochs: int):
+def _plateau(optimizer, config: LrScheduleConfig, epochs: int):
     return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", patience=config.plateau_patience,
                                           factor=config.plateau_factor, min_lr=config.min_lr)
 
 
-def _constant(optimizer, config: SchedulerConfig, epochs: int):
+def _constant(optimizer, config: LrScheduleConfig, epochs: int):
     return lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
 SCHEDULERS = {"none": _constant, "cosine": _cosine, "cosine_restarts": _cosine_restarts, "plateau": _plateau}
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: SchedulerConfig, *, epochs: int, monitor: str
+def build_scheduler(optimizer: torch.optim.Optimizer, config: LrScheduleConfig, *, epochs: int, monitor: str
                     ) -> dict[str, Any]:
     """A Lightning ``lr_scheduler`` config dict, stepped every epoch.
 
@@ -89,7 +89,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: SchedulerConfig, *
     return {"scheduler": main, "interval": "epoch", "frequency": 1, "monitor": monitor}
 
 
-def attach_optimizers(module, optim: OptimConfig, scheduler: SchedulerConfig, *, epochs: int, monitor: str) -> None:
+def attach_optimizers(module, optim: OptimConfig, scheduler: LrScheduleConfig, *, epochs: int, monitor: str) -> None:
     """Give a LightningModule our optimizer and schedule.
 
     pyannote models hard-code Adam in ``configure_optimizers``; binding a replacement method on the

@@ -60,7 +60,7 @@ def test_fine_tune_from_a_local_checkpoint_with_seed_variant(seg_run, small_corp
     # NAdam + cosine, bce+dice, augmentation, Lookahead, a frozen SincNet: the seed variants are configs
     config = seg_config(small_corpus, **{
         "trainer.epochs": 1, "trainer.limit_train_batches": 2, "model.init": seg_run[0] / "checkpoints/best.ckpt",
-        "optim.name": "nadam", "optim.lookahead": "true", "scheduler.name": "cosine", "loss.name": "bce+dice",
+        "optim.name": "nadam", "optim.lookahead": "true", "lr_schedule.name": "cosine", "loss.name": "bce+dice",
         "augment.probability": 0.5, "augment.background_noise_dir": small_corpus / "noise",
         "model.freeze_sincnet_epochs": 1})
     run_training("seg", config, out=tmp_path / "ft")

@@ -239,7 +239,7 @@ def test_a_variant_list_runs_one_trial_per_variant_with_its_keys(small_corpus, t
     space = tmp_path / "variants.yaml"
     space.write_text("variants:\n"
                      "  - {name: adam_small, optim.name: adam, head.margin: 0.1}\n"
-                     "  - {name: nadam_cosine, optim.name: nadam, scheduler.name: cosine}\n"
+                     "  - {name: nadam_cosine, optim.name: nadam, lr_schedule.name: cosine}\n"
                      "  - {name: wide, model.emb_size: 128}\n"
                      "parameters:\n  optim.lr: {value: 0.003}\n")
     exp = tmp_path / "exp"

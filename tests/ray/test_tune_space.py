@@ -11,7 +11,7 @@ from dist_spk.config import load_config, to_dict
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.tune.driver import trial_config
 from dist_spk.tune.runner import check_search, pbt_mutations, search_warnings
-from dist_spk.tune.space import default_space_path, dump_sweep, load_space, parse_space, to_param_space
+from dist_spk.tune.space import default_space_path, dump_sweep, load_space, parse_space, to_param_space, variant_list
 
 pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
 
@@ -69,7 +69,7 @@ def test_bad_spaces_name_the_file_and_key(space, message):
 
 def test_shipped_spaces_are_valid_and_reproduce_the_seed_knobs():
     seg = {p.key for p in load_space(default_space_path("seg"), "seg")}
-    assert {"optim.name", "optim.lookahead", "scheduler.name", "loss.name", "data.batch_size", "optim.lr",
+    assert {"optim.name", "optim.lookahead", "lr_schedule.name", "loss.name", "data.batch_size", "optim.lr",
             "augment.probability"} <= seg
     spk = {p.key for p in load_space(default_space_path("spk"), "spk")}
     assert {"model.emb_size", "head.margin", "head.scale", "optim.lr", "model.num_blocks"} <= spk
@@ -160,13 +160,13 @@ def test_pbt_mutates_only_what_a_running_trial_can_change():
 
 
 def test_pbt_and_optuna_refuse_what_they_cannot_search():
-    config = load_config("spk", overrides=["search.scheduler=pbt"])
+    config = load_config("spk", overrides=["search.trial_scheduler=pbt"])
     with pytest.raises(ConfigError, match="no key PBT can change.*optim.lr"):
         check_search("spk", config, parse_space({"model.emb_size": {"values": [64, 128]}}, "spk"))
-    config = load_config("spk", overrides=["search.scheduler=pbt", "search.search=optuna"])
-    with pytest.raises(ConfigError, match="search.search=random"):
+    config = load_config("spk", overrides=["search.trial_scheduler=pbt", "search.sampler=optuna"])
+    with pytest.raises(ConfigError, match="search.sampler=random"):
         check_search("spk", config, parse_space({"optim.lr": {"values": [0.1, 0.2]}}, "spk"))
-    config = load_config("spk", overrides=["search.search=optuna"])
+    config = load_config("spk", overrides=["search.sampler=optuna"])
     with pytest.raises(ConfigError, match="optuna cannot sample optim.lr"):
         check_search("spk", config, parse_space({"optim.lr": {"grid": [0.1, 0.2]}}, "spk"))
 
@@ -176,7 +176,7 @@ def test_pbt_never_exploits_on_a_trials_last_epoch():
 
     from dist_spk.tune.runner import _scheduler
 
-    config = load_config("spk", overrides=["search.scheduler=pbt", "trainer.epochs=3",
+    config = load_config("spk", overrides=["search.trial_scheduler=pbt", "trainer.epochs=3",
                                            "search.perturbation_interval=1"])
     pbt = _scheduler(config, "spk", load_space(default_space_path("spk"), "spk"), "eer")
 
@@ -211,11 +211,11 @@ def test_a_grace_period_inside_the_warm_up_is_warned_about():
     config = load_config("spk", overrides=["head.margin_warmup_epochs=4", "search.grace_period=2"])
     (warning,) = search_warnings("spk", config)
     assert "head.margin_warmup_epochs=4" in warning and "search.grace_period=5" in warning
-    config = load_config("seg", overrides=["scheduler.name=cosine", "scheduler.warmup_epochs=2",
+    config = load_config("seg", overrides=["lr_schedule.name=cosine", "lr_schedule.warmup_epochs=2",
                                            "search.grace_period=1"])
-    assert "scheduler.warmup_epochs=2" in search_warnings("seg", config)[0]
-    assert search_warnings("spk", load_config("spk", overrides=["head.margin_warmup_epochs=4", "search.scheduler=fifo",
-                                                                "search.grace_period=2"])) == []
+    assert "lr_schedule.warmup_epochs=2" in search_warnings("seg", config)[0]
+    assert search_warnings("spk", load_config("spk", overrides=[
+        "head.margin_warmup_epochs=4", "search.trial_scheduler=fifo", "search.grace_period=2"])) == []
 
 
 def test_random_search_is_seeded_by_the_trainer_seed():
@@ -277,8 +277,8 @@ def test_a_sweep_files_method_metric_and_early_terminate_drive_the_search():
                 "early_terminate": {"type": "hyperband", "min_iter": 3, "eta": 2}}
     overrides = sweep_overrides(document, objective="eer")
     config = load_config("spk", overrides=overrides)
-    assert config.search.search == "optuna"  # bayes is TPE
-    assert (config.search.scheduler, config.search.grace_period, config.search.reduction_factor) == ("asha", 3, 2)
+    assert config.search.sampler == "optuna"  # bayes is TPE
+    assert (config.search.trial_scheduler, config.search.grace_period, config.search.reduction_factor) == ("asha", 3, 2)
     with pytest.raises(ConfigError, match="rank trials by 'eer'"):
         sweep_overrides({"metric": {"name": "accuracy", "goal": "maximize"}}, objective="eer")
     with pytest.raises(ConfigError, match="method 'hyperband'"):
@@ -295,3 +295,13 @@ def test_a_sweep_files_method_metric_and_early_terminate_drive_the_search():
     with pytest.raises(ConfigError, match="continuous"):
         doc = {"method": "grid", "parameters": {"optim.lr": {"min": 1e-4, "max": 1e-2}}}
         grid_of(parse_space(doc, "spk"), doc)
+
+
+def test_old_key_names_in_a_space_are_read_under_the_new_ones(capsys):
+    params = parse_space({"parameters": {"scheduler.name": {"values": ["none", "cosine"]}},
+                          "variants": [{"name": "fifo_like", "search.scheduler": "fifo"}]}, "seg", source="old.yaml")
+    assert [p.key for p in params] == ["lr_schedule.name", "variant"]
+    assert variant_list(params) == [{"name": "fifo_like", "search.trial_scheduler": "fifo"}]
+    assert "'scheduler.name' is now 'lr_schedule.name' (old.yaml)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="'scheduler.name' and 'lr_schedule.name' are the same key"):
+        parse_space({"scheduler.name": {"value": "none"}, "lr_schedule.name": {"value": "cosine"}}, "seg")

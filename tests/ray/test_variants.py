@@ -13,7 +13,7 @@ from dist_spk.tune.space import dump_sweep, load_space, parse_space, space_path,
 pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
 
 VARIANTS = {"variants": [{"name": "adam", "optim.name": "adam"},
-                         {"name": "nadam_cosine", "optim": {"name": "nadam"}, "scheduler.name": "cosine"}],
+                         {"name": "nadam_cosine", "optim": {"name": "nadam"}, "lr_schedule.name": "cosine"}],
             "parameters": {"optim.lr": {"values": [1e-3, 3e-3]}}}
 
 
@@ -22,12 +22,12 @@ def test_variants_become_one_grid_entry_each_with_their_keys():
     (variant,) = [p for p in params if p.kind == "variant"]
     assert variant.key == "variant" and variant.args[0] == ("adam", "nadam_cosine")
     assert variant_list(params) == [{"name": "adam", "optim.name": "adam"},
-                                    {"name": "nadam_cosine", "optim.name": "nadam", "scheduler.name": "cosine"}]
+                                    {"name": "nadam_cosine", "optim.name": "nadam", "lr_schedule.name": "cosine"}]
     grid = to_param_space(params)["variant"]["grid_search"]
     base = to_dict(load_config("seg"))
     config = trial_config("seg", base, {"variant": grid[1], "optim.lr": 0.003})
-    assert (config.optim.name, config.scheduler.name, config.optim.lr) == ("nadam", "cosine", 0.003)
-    assert trial_config("seg", base, {"variant": grid[0], "optim.lr": 0.001}).scheduler.name == "none"
+    assert (config.optim.name, config.lr_schedule.name, config.optim.lr) == ("nadam", "cosine", 0.003)
+    assert trial_config("seg", base, {"variant": grid[0], "optim.lr": 0.001}).lr_schedule.name == "none"
     assert variant.trial_value({"variant": grid[1]}) == "nadam_cosine"  # the summary's variant column
     # what EXP/space.yaml keeps reads back to the same variants
     saved = {"parameters": {"optim.lr": {"values": [1e-3, 3e-3]}}, "variants": variant_list(params)}

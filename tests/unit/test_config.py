@@ -147,3 +147,33 @@ def test_importing_the_package_imports_neither_ray_nor_pyannote():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_renamed_keys_keep_working_with_one_notice(tmp_path, capsys):
+    """scheduler.* -> lr_schedule.*, search.scheduler -> search.trial_scheduler, search.search -> search.sampler."""
+    from dist_spk.config import config_from_dict, read_config_file
+    from dist_spk.config.renames import current_key
+
+    old_file = tmp_path / "old.yaml"
+    old_file.write_text("scheduler: {name: cosine, warmup_epochs: 1}\nsearch: {scheduler: fifo, search: optuna}\n")
+    config = load_config("seg", file=old_file, overrides=["scheduler.min_lr=1e-5", "search.scheduler=pbt"])
+    assert (config.lr_schedule.name, config.lr_schedule.warmup_epochs, config.lr_schedule.min_lr) == ("cosine", 1, 1e-5)
+    assert (config.search.trial_scheduler, config.search.sampler) == ("pbt", "optuna")
+    notices = capsys.readouterr().err.splitlines()
+    assert f"dist-spk: 'scheduler' is now 'lr_schedule' ({old_file}); the old name still works" in notices
+    assert f"dist-spk: 'search.search' is now 'search.sampler' ({old_file}); the old name still works" in notices
+    assert any("'scheduler.min_lr' is now 'lr_schedule.min_lr' (--set scheduler.min_lr=1e-5)" in n for n in notices)
+    assert len(notices) == 5  # one line per old key and place
+    load_config("seg", file=old_file)
+    assert capsys.readouterr().err == ""  # once per key and file
+
+    # a saved config of the previous layout loads silently (run directories, checkpoints, resumed searches)
+    saved = read_config_file(old_file)
+    assert config_from_dict("seg", saved).lr_schedule.name == "cosine" and capsys.readouterr().err == ""
+    assert current_key("search.scheduler") == "search.trial_scheduler" and current_key("search.grace_period") == \
+        "search.grace_period" and current_key("scheduler") == "lr_schedule"
+
+    both = tmp_path / "both.yaml"
+    both.write_text("scheduler: {name: cosine}\nlr_schedule: {name: none}\n")
+    with pytest.raises(ConfigError, match="both 'scheduler' .* and 'lr_schedule' are set"):
+        load_config("seg", file=both)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from dist_spk.config.presets import PRESETS, TASKS
+from dist_spk.config.renames import current_dict, current_key
 from dist_spk.config.tasks import SegConfig, SpkConfig
 from dist_spk.config.typed import apply_override, deep_merge, from_dict, iter_problems, to_dict
 from dist_spk.errors import ConfigError
@@ -102,17 +103,21 @@ def load_config(
     cls = _task_class(task)
     data = to_dict(preset(task, preset_name))
     if file is not None:
-        update = read_config_file(file)
+        update = current_dict(read_config_file(file), source=str(file))  # old key names still work
         from_dict(cls, update, source=str(file))  # validates keys and types against the file's name
         data = deep_merge(data, update)
     for override in overrides:
+        dotted, equals, value = override.partition("=")
+        if equals:
+            override = f"{current_key(dotted.strip(), source=f'--set {override}')}={value}"
         apply_override(cls, data, override)
     return validate(from_dict(cls, data))
 
 
 def config_from_dict(task: str, data: Mapping[str, Any]) -> Any:
-    """Rebuild a validated config from its plain-dict form (what Ray hands a worker)."""
-    return validate(from_dict(_task_class(task), data))
+    """Rebuild a validated config from its plain-dict form (what Ray hands a worker; a saved config, whose old key
+    names are read silently)."""
+    return validate(from_dict(_task_class(task), current_dict(data)))
 
 
 def dump_config(config: Any) -> str:

@@ -51,7 +51,7 @@ def seg_cluster() -> SegConfig:
     config = SegConfig()
     config.optim.name = "nadam"
     config.optim.lr = 1e-3
-    config.scheduler.name = "cosine"
+    config.lr_schedule.name = "cosine"
     config.loss.name = "bce+dice"
     config.augment.probability = 0.5
     config.model.init = "pyannote/segmentation-3.0"
@@ -101,8 +101,8 @@ def spk_cluster() -> SpkConfig:
     config.head.margin_warmup_epochs = 10
     config.optim.name = "adamw"
     config.optim.weight_decay = 1e-4
-    config.scheduler.name = "cosine"
-    config.scheduler.warmup_epochs = 3
+    config.lr_schedule.name = "cosine"
+    config.lr_schedule.warmup_epochs = 3
     config.trainer = TrainerConfig(epochs=40, workers=2, use_gpu=True, cpus_per_worker=4)
     config.search.grace_period = config.head.margin_warmup_epochs + 1  # as in spk_local: 11, rungs at 11 and 33
     return config

@@ -60,7 +60,7 @@ class OptimConfig:
 
 
 @dataclass
-class SchedulerConfig:
+class LrScheduleConfig:
     """Learning-rate schedule, stepped once per epoch, after ``warmup_epochs`` of linear warm-up."""
 
     name: SchedulerName = "none"
@@ -134,8 +134,8 @@ class SearchConfig:
     """Ray Tune search settings (``dist-spk tune``); the search space itself is a YAML file."""
 
     num_samples: int = 32  # trials
-    scheduler: Literal["asha", "fifo", "pbt"] = "asha"
-    search: Literal["random", "optuna"] = "random"
+    trial_scheduler: Literal["asha", "fifo", "pbt"] = "asha"  # was search.scheduler
+    sampler: Literal["random", "optuna"] = "random"  # was search.search
     grace_period: int = 2  # ASHA: epochs every trial runs before it may be stopped
     reduction_factor: int = 3  # ASHA: one trial in reduction_factor goes on at each rung
     perturbation_interval: int = 2  # PBT: epochs between exploit/explore steps
@@ -255,7 +255,7 @@ class SegConfig:
     model: SegModelConfig = field(default_factory=SegModelConfig)
     loss: SegLossConfig = field(default_factory=SegLossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    lr_schedule: LrScheduleConfig = field(default_factory=LrScheduleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -366,7 +366,7 @@ class SpkConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     eval: SpkEvalConfig = field(default_factory=SpkEvalConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    lr_schedule: LrScheduleConfig = field(default_factory=LrScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 NAME = "pyannet-synthetic-v1"  # bump when the recipe or the corpus changes: a new cache entry
 SEED = 1000
 RECIPE = ("loss.name=powerset_ce", "optim.name=adam", "optim.lr=0.001", "optim.lookahead=false",
-          "scheduler.name=none", "data.batch_size=32", "augment.probability=0.0", "trainer.epochs=4",
+          "lr_schedule.name=none", "data.batch_size=32", "augment.probability=0.0", "trainer.epochs=4",
           "trainer.workers=0")  # in this process: no Ray start-up for a single run
 
 

@@ -69,7 +69,7 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
         from dist_spk.segmentation.cached_audio import CachedAudio
 
         model.audio = CachedAudio(open_cache(payload["training_cache"]))
-    attach_optimizers(model, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor="loss/val")
+    attach_optimizers(model, config.optim, config.lr_schedule, epochs=config.trainer.epochs, monitor="loss/val")
     shown = ("loss/train", "loss/val", "DiarizationErrorRate", "DiarizationErrorRate/Marginal")
     callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown, payload=payload),
                        ApplyOptimSettings(config.optim)]

@@ -55,7 +55,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
 
     module = SpeakerModule(to_dict(config), crops.num_classes)
     module.set_evaluation(evaluation, trials)
-    attach_optimizers(module, config.optim, config.scheduler, epochs=config.trainer.epochs, monitor=SPK_OBJECTIVE)
+    attach_optimizers(module, config.optim, config.lr_schedule, epochs=config.trainer.epochs, monitor=SPK_OBJECTIVE)
     report = EpochReport(session, run_dir, objective=SPK_OBJECTIVE, shown=("loss", "accuracy", "eer", "min_dcf", "ari"),
                          payload=payload)
     trainer = build_trainer(config.trainer, session, [report, ApplyOptimSettings(config.optim)], run_dir=run_dir)

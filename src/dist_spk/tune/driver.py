@@ -36,6 +36,7 @@ from typing import Any
 from ray.train import UserCallback
 
 from dist_spk.config import config_from_dict, dump_config, to_dict
+from dist_spk.config.renames import current_key
 from dist_spk.runs import storage
 from dist_spk.runs.run_dir import checkpoints_dir
 from dist_spk.runs.startup import launched, stamp
@@ -56,7 +57,7 @@ def trial_config(task: str, base: dict[str, Any], params: dict[str, Any]) -> Any
     if isinstance(variant, dict):
         settings |= {k: v for k, v in variant.items() if k != "name"}
     for key, value in settings.items():
-        *sections, name = key.split(".")
+        *sections, name = current_key(key).split(".")  # an experiment written before a key's rename resumes
         node = data
         for section in sections:
             node = node.setdefault(section, {})
@@ -197,7 +198,7 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     trainer = torch_trainer(payload, config.trainer, storage_location=storage.join(exp_dir, "train"),
                             name=name, objective=objective,
-                            callbacks=(ForwardReports(reports),), keep_all=config.search.scheduler == "pbt")
+                            callbacks=(ForwardReports(reports),), keep_all=config.search.trial_scheduler == "pbt")
     # fit() blocks, and tune.report must be called from this thread: fit in a helper thread, report here
     outcome: dict[str, Any] = {}
 

@@ -74,7 +74,7 @@ def trains_in_process(config, *, local: bool, remote: bool) -> bool:
     the local test mode, 1 worker per trial, ASHA or FIFO (PBT copies other trials' older checkpoints, which this
     path does not keep), experiment on a local disk; not when ``search.in_process_trials=false``."""
     return (config.search.in_process_trials and local and not remote and config.trainer.workers == 1
-            and config.search.scheduler != "pbt")
+            and config.search.trial_scheduler != "pbt")
 
 
 # What PBT may change when a trial continues from another trial's checkpoint (its "explore" step):
@@ -221,11 +221,11 @@ def _scheduler(config, task: str, params: list[Param], metric: str):
     from ray.tune.schedulers import FIFOScheduler
 
     search = config.search
-    if search.scheduler == "asha":
+    if search.trial_scheduler == "asha":
         return _resumable_asha(time_attr="training_iteration", metric=metric, mode="min", max_t=config.trainer.epochs,
                              grace_period=min(search.grace_period, config.trainer.epochs),
                              reduction_factor=search.reduction_factor)
-    if search.scheduler == "pbt":
+    if search.trial_scheduler == "pbt":
         return _last_epoch_pbt()(last_epoch=config.trainer.epochs - 1, time_attr="training_iteration", metric=metric,
                                  mode="min", perturbation_interval=search.perturbation_interval,
                                  hyperparam_mutations=pbt_mutations(task, params))
@@ -234,11 +234,12 @@ def _scheduler(config, task: str, params: list[Param], metric: str):
 
 def check_search(task: str, config, params: list[Param]) -> None:
     """Scheduler and search algorithm can handle this space (checked before Ray starts)."""
-    if config.search.scheduler == "pbt":
+    if config.search.trial_scheduler == "pbt":
         pbt_mutations(task, params)
-        if config.search.search != "random":
-            raise ConfigError("search.scheduler=pbt samples and perturbs its own population: use search.search=random")
-    if config.search.search == "optuna":
+        if config.search.sampler != "random":
+            raise ConfigError("search.trial_scheduler=pbt samples and perturbs its own population: use "
+                              "search.sampler=random")
+    if config.search.sampler == "optuna":
         unsupported = [p.key for p in params if p.kind in ("grid", "normal", "qnormal", "variant")]
         if unsupported:
             raise ConfigError(f"search=optuna cannot sample {', '.join(unsupported)} (grid or normal); use "
@@ -247,7 +248,7 @@ def check_search(task: str, config, params: list[Param]) -> None:
 
 def warmup_epochs(task: str, config) -> tuple[int, str]:
     """(epochs, what) before a trial trains its final objective: the lr warm-up, and the AAM margin ramp."""
-    warmups = [(config.scheduler.warmup_epochs, "scheduler.warmup_epochs")]
+    warmups = [(config.lr_schedule.warmup_epochs, "lr_schedule.warmup_epochs")]
     if task == "spk":
         warmups.append((config.head.margin_warmup_epochs, "head.margin_warmup_epochs"))
     return max(warmups)
@@ -257,7 +258,7 @@ def search_warnings(task: str, config) -> list[str]:
     """What is legal but likely to waste the search (printed before it starts)."""
     warmup, key = warmup_epochs(task, config)
     search = config.search
-    if search.scheduler == "asha" and search.grace_period <= warmup < config.trainer.epochs:
+    if search.trial_scheduler == "asha" and search.grace_period <= warmup < config.trainer.epochs:
         # measured in bench/asha.py: on the demo corpus the trials' EER ranks during the margin ramp
         # did not predict their final ranks (Spearman <= 0.05), so ASHA stopped the eventual best
         return [f"search.grace_period={search.grace_period} lets ASHA stop trials before {key}={warmup} is over: "
@@ -266,7 +267,7 @@ def search_warnings(task: str, config) -> list[str]:
 
 
 def _search_algorithm(config, params: list[Param], metric: str, concurrent: int):
-    if config.search.search == "random":
+    if config.search.sampler == "random":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         # random sampling (grid values expanded), seeded: the same seed and space give the same trials
@@ -344,7 +345,7 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
                              in_process=in_process),
         resources,
     )
-    method = "bayes" if config.search.search == "optuna" else "random"
+    method = "bayes" if config.search.sampler == "optuna" else "random"
     wandb_logger, offline = wandb_callback(config.search.wandb_project, mirror, objective=metric,
                                            base=to_dict(config), location=exp,
                                            sweep=to_wandb_sweep(params, metric=metric, method=method))
@@ -353,10 +354,10 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
     total = config.search.num_samples * grid
     search = config.search
     view = SearchView(objective=metric, max_epochs=config.trainer.epochs, total_trials=total,
-                      params=[p.key for p in params if p.kind != "constant"], scheduler=search.scheduler,
+                      params=[p.key for p in params if p.kind != "constant"], scheduler=search.trial_scheduler,
                       rungs=asha_rungs(grace_period=min(search.grace_period, config.trainer.epochs),
                                        reduction_factor=search.reduction_factor, max_t=config.trainer.epochs)
-                      if search.scheduler == "asha" else (), logs_dir=logs)
+                      if search.trial_scheduler == "asha" else (), logs_dir=logs)
     storage_path, filesystem = storage.ray_storage(exp)
     if resume:
         tuner = tune.Tuner.restore(storage.ray_storage(state)[0], trainable=trainable, resume_errored=True,
@@ -383,13 +384,13 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
                 failure_config=tune.FailureConfig(max_failures=config.search.max_trial_failures),
                 # Tune keeps pointers to Train's checkpoints (tune/driver.py): a few for PBT, which exploits
                 # other trials' recent ones (Ray warns at <= 2); else the latest is enough
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if config.search.scheduler == "pbt" else 1),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if config.search.trial_scheduler == "pbt" else 1),
                 verbose=0,  # the live view (tune/live_view.py) instead of Tune's status tables
             ),
         )
     # Tune's "new output" prints an experiment header even at verbose=0; its classic output prints nothing there
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    print(f"[tune] {total} trials of {task}, {decided}; scheduler {search.scheduler}, search {search.search}; "
+    print(f"[tune] {total} trials of {task}, {decided}; scheduler {search.trial_scheduler}, sampler {search.sampler}; "
           f"objective {metric} (lower is better)", flush=True)
     print(f"[tune] Ray's, the workers' and W&B's messages: {logs}/ (--verbose shows them here)", flush=True)
     try:

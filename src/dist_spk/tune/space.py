@@ -18,7 +18,7 @@ Variant lists (the seed teams' studies: named combinations, not a Cartesian prod
 
     variants:
       - {name: adam, optim.name: adam}
-      - {name: nadam_cosine, optim.name: nadam, scheduler.name: cosine}
+      - {name: nadam_cosine, optim.name: nadam, lr_schedule.name: cosine}
     parameters:                      # optional: sampled for every variant
       optim.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-3}
 
@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from dist_spk.config import TASKS, read_config_file
+from dist_spk.config.renames import current_key
 from dist_spk.config.typed import convert, field_type
 from dist_spk.errors import ConfigError
 
@@ -138,6 +139,19 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _current_keys(flat: dict[str, Any], source: str) -> dict[str, Any]:
+    """Dotted keys under their current names (an old name still works, with a notice: config/renames.py)."""
+    current: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for key, value in flat.items():
+        renamed = current_key(key, source=source)
+        if renamed in current:
+            raise ConfigError(f"{source}: '{given[renamed]}' and '{key}' are the same key (its old and new name); "
+                              "keep one")
+        current[renamed], given[renamed] = value, key
+    return current
+
+
 def _parse(key: str, spec: Any, source: str) -> Param:
     where = f"{source}: key '{key}'"
     if not isinstance(spec, Mapping):
@@ -225,7 +239,8 @@ def parse_space(document: Mapping[str, Any], task: str, *, source: str = "space"
         tree = document.get("parameters", document) if "parameters" in document else document
     if not isinstance(tree, Mapping) or (not tree and variants is None):
         raise ConfigError(f"{source}: no parameters to search")
-    params = [_check(_parse(key, spec, source), TASKS[task], source) for key, spec in _flatten(tree).items()]
+    params = [_check(_parse(key, spec, source), TASKS[task], source)
+              for key, spec in _current_keys(_flatten(tree), source).items()]
     if variants is not None:
         params.append(_variants(variants, TASKS[task], source, sampled={p.key for p in params}))
     return params
@@ -243,7 +258,7 @@ def _variants(variants: Any, cls: type, source: str, *, sampled: set[str]) -> Pa
         name = variant["name"]
         if name in names:
             raise ConfigError(f"{where}: the name {name!r} is used twice")
-        settings = _flatten({k: v for k, v in variant.items() if k != "name"})
+        settings = _current_keys(_flatten({k: v for k, v in variant.items() if k != "name"}), source)
         clash = sorted(set(settings) & sampled)
         if clash:
             raise ConfigError(f"{where} ({name}): {', '.join(clash)} is also in parameters; set a key in one place")
@@ -273,7 +288,7 @@ def sweep_overrides(document: Mapping[str, Any], *, objective: str, source: str 
     if method is not None:
         if method not in SWEEP_METHODS:
             raise ConfigError(f"{source}: method {method!r}: W&B sweeps know {', '.join(SWEEP_METHODS)}")
-        overrides.append(f"search.search={'optuna' if method == 'bayes' else 'random'}")
+        overrides.append(f"search.sampler={'optuna' if method == 'bayes' else 'random'}")
     metric = document.get("metric")
     if metric is not None:
         name = metric.get("name") if isinstance(metric, Mapping) else None
@@ -291,7 +306,7 @@ def sweep_overrides(document: Mapping[str, Any], *, objective: str, source: str 
             raise ConfigError(f"{source}: early_terminate: give min_iter (and eta); "
                               f"{', '.join(sorted(unknown)) or 'max_iter/s'} not supported (ASHA's rungs start at "
                               "min_iter epochs)")
-        overrides += ["search.scheduler=asha", f"search.grace_period={stop['min_iter']}",
+        overrides += ["search.trial_scheduler=asha", f"search.grace_period={stop['min_iter']}",
                       f"search.reduction_factor={stop.get('eta', 3)}"]
     return overrides
 
