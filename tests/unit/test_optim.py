@@ -8,7 +8,7 @@ import pytest
 import torch
 from pytorch_optimizer import Lookahead
 
-from dist_spk.config.tasks import OptimConfig, SchedulerConfig
+from dist_spk.config.tasks import LrScheduleConfig, OptimConfig
 from dist_spk.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 
 
@@ -19,7 +19,7 @@ def _params():
 def test_registries_cover_every_config_name():
     hints = typing.get_type_hints(OptimConfig)
     assert set(typing.get_args(hints["name"])) == set(OPTIMIZERS)
-    assert set(typing.get_args(typing.get_type_hints(SchedulerConfig)["name"])) == set(SCHEDULERS)
+    assert set(typing.get_args(typing.get_type_hints(LrScheduleConfig)["name"])) == set(SCHEDULERS)
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -44,7 +44,7 @@ def test_lookahead_wraps_any_optimizer_and_pulls_back():
     assert "lookahead_state" in optimizer.state_dict()
 
 
-def _lrs(config: SchedulerConfig, epochs: int, lr: float = 1.0) -> list[float]:
+def _lrs(config: LrScheduleConfig, epochs: int, lr: float = 1.0) -> list[float]:
     optimizer = torch.optim.SGD(_params(), lr=lr)
     scheduler = build_scheduler(optimizer, config, epochs=epochs, monitor="loss/val")["scheduler"]
     values = []
@@ -56,7 +56,7 @@ def _lrs(config: SchedulerConfig, epochs: int, lr: float = 1.0) -> list[float]:
 
 
 def test_cosine_reaches_min_lr_at_the_end():
-    lrs = _lrs(SchedulerConfig(name="cosine", min_lr=0.1), epochs=11)
+    lrs = _lrs(LrScheduleConfig(name="cosine", min_lr=0.1), epochs=11)
     assert lrs[0] == pytest.approx(1.0)
     assert lrs[5] == pytest.approx(0.55)  # half-way: (1 + 0.1) / 2
     assert lrs[-1] == pytest.approx(0.1)
@@ -64,20 +64,20 @@ def test_cosine_reaches_min_lr_at_the_end():
 
 
 def test_linear_warmup_then_cosine():
-    lrs = _lrs(SchedulerConfig(name="cosine", warmup_epochs=3), epochs=8)
+    lrs = _lrs(LrScheduleConfig(name="cosine", warmup_epochs=3), epochs=8)
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert lrs[4] < 1.0
 
 
 def test_warm_restarts_and_constant():
-    lrs = _lrs(SchedulerConfig(name="cosine_restarts", restart_epochs=3), epochs=7)
+    lrs = _lrs(LrScheduleConfig(name="cosine_restarts", restart_epochs=3), epochs=7)
     assert lrs[0] == lrs[3] == lrs[6] == pytest.approx(1.0)
-    assert _lrs(SchedulerConfig(name="none"), epochs=4) == [1.0] * 4
+    assert _lrs(LrScheduleConfig(name="none"), epochs=4) == [1.0] * 4
 
 
 def test_plateau_reduces_when_the_metric_stalls():
     optimizer = torch.optim.SGD(_params(), lr=1.0)
-    entry = build_scheduler(optimizer, SchedulerConfig(name="plateau", plateau_patience=1, plateau_factor=0.5),
+    entry = build_scheduler(optimizer, LrScheduleConfig(name="plateau", plateau_patience=1, plateau_factor=0.5),
                             epochs=10, monitor="loss/val")
     assert entry["monitor"] == "loss/val"
     for value in [1.0, 1.0, 1.0, 1.0]:
@@ -94,7 +94,7 @@ def test_a_resumed_run_trains_with_its_own_lr_and_keeps_the_schedule(tmp_path, l
     from dist_spk.optim import attach_optimizers
     from dist_spk.train.callbacks import ApplyOptimSettings
 
-    schedule = SchedulerConfig(name="cosine", warmup_epochs=1)
+    schedule = LrScheduleConfig(name="cosine", warmup_epochs=1)
     seen: dict[str, float] = {}
 
     class Record(lightning.Callback):
