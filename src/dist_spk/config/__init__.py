@@ -7,17 +7,21 @@ form and turn it back with :func:`config_from_dict` on their first line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dist_spk.config.presets import PRESETS, TASKS
+from dist_spk.config import registry
 from dist_spk.config.renames import current_dict, current_key
 from dist_spk.config.tasks import SegConfig, SpkConfig
 from dist_spk.config.typed import apply_override, deep_merge, from_dict, iter_problems, to_dict
 from dist_spk.errors import ConfigError
+
+# read from the task registry (config/registry.py): task -> config class, task -> preset name -> a fresh config
+TASKS: dict[str, type] = {name: spec.config for name, spec in registry.TASKS.items()}
+PRESETS: dict[str, dict[str, Callable[[], Any]]] = {name: dict(spec.presets) for name, spec in registry.TASKS.items()}
 
 __all__ = [
     "PRESETS",

@@ -7,7 +7,6 @@ dataclass defaults plus the changes written here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from dist_spk.config.tasks import SearchConfig, SegConfig, SpkConfig, TrainerConfig
@@ -106,11 +105,3 @@ def spk_cluster() -> SpkConfig:
     config.trainer = TrainerConfig(epochs=40, workers=2, use_gpu=True, cpus_per_worker=4)
     config.search.grace_period = config.head.margin_warmup_epochs + 1  # as in spk_local: 11, rungs at 11 and 33
     return config
-
-
-TASKS: dict[str, type] = {"seg": SegConfig, "spk": SpkConfig}
-
-PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
-    "seg": {"local": seg_local, "cluster": seg_cluster},
-    "spk": {"local": spk_local, "cluster": spk_cluster},
-}

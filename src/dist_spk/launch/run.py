@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dist_spk.config import save_config, to_dict
+from dist_spk.config.registry import TASKS
 from dist_spk.console import internals_to
 from dist_spk.cuda import require_cuda
 from dist_spk.data.problems import format_problems
@@ -141,9 +142,10 @@ def prepare_speaker(config, run_dir: Path) -> dict[str, Any]:
     return {"data_dir": str(folder.resolve()), **prepare_training_cache(config, "spk")}
 
 
-CHECKS = {"seg": check_segmentation_data, "spk": check_speaker_data}
-PREPARES = {"seg": prepare_segmentation, "spk": prepare_speaker}
-OBJECTIVES = {"seg": "DiarizationErrorRate", "spk": "eer"}
+# read from the task registry (config/registry.py)
+CHECKS = {name: spec.entry("check") for name, spec in TASKS.items()}
+PREPARES = {name: spec.entry("prepare") for name, spec in TASKS.items()}
+OBJECTIVES = {name: spec.objective for name, spec in TASKS.items()}
 
 
 def task_ranked_by(objective: str, *, source: str) -> str:

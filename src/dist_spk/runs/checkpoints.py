@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dist_spk.config.registry import TASKS
 from dist_spk.errors import DistSpkError
 
-TASK_NAMES = {"seg": "segmentation", "spk": "speaker-encoder"}
+TASK_NAMES = {name: spec.label for name, spec in TASKS.items()}  # the task registry's (config/registry.py)
 
 
 def read_checkpoint(path: Path) -> tuple[dict, str]:

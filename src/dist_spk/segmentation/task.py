@@ -38,27 +38,16 @@ from pyannote.audio.torchmetrics.audio.diarization_error_rate import (
 from pyannote.audio.utils.permutation import permutate
 from torchmetrics import MetricCollection
 
+from dist_spk.config.registry import TASKS
 from dist_spk.config.tasks import SegLossConfig
 from dist_spk.data.training_cache import to_float
 from dist_spk.segmentation.losses import LossInputs, segmentation_loss, vad_loss
 
 # metric names reported every validation epoch, in display order
-SEG_METRICS = (
-    "loss/val/segmentation",
-    "loss/val/vad",
-    "loss/val",
-    "DiarizationErrorRate",
-    "DiarizationErrorRate/Confusion",
-    "DiarizationErrorRate/FalseAlarm",
-    "DiarizationErrorRate/Miss",
-    "DiarizationErrorRate/Marginal",
-    "DiarizationErrorRate/Threshold",
-    "DiarizationErrorRate/OneSpeakerWholeChunk",
-    "DiarizationErrorRate/OneSpeakerOracleSpeech",
-)
+SEG_METRICS = TASKS["seg"].metrics
 # the trivial baselines on the same chunks, named after the pipeline's (one_speaker_whole_file, ..._oracle_speech)
 SEG_BASELINES = ("DiarizationErrorRate/OneSpeakerWholeChunk", "DiarizationErrorRate/OneSpeakerOracleSpeech")
-SEG_OBJECTIVE = "DiarizationErrorRate"  # lower is better
+SEG_OBJECTIVE = TASKS["seg"].objective  # lower is better
 
 
 class SegmentationTask(SpeakerDiarization):

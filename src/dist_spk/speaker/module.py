@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dist_spk.config import config_from_dict
+from dist_spk.config.registry import TASKS
 from dist_spk.config.tasks import SpkConfig
 from dist_spk.data.speakers import Utterance
 from dist_spk.data.training_cache import to_float
@@ -30,8 +31,8 @@ from dist_spk.speaker.metrics import cosine_scores, eer, merge_shards, min_dcf
 warnings.filterwarnings("ignore",
                         message=r"It is recommended to use `self.log\('(eer|min_dcf|min_dcf_p05|ari|nmi|fmi|margin)'")
 
-SPK_METRICS = ("loss", "accuracy", "eer", "min_dcf", "min_dcf_p05", "ari", "nmi", "fmi", "margin")
-SPK_OBJECTIVE = "eer"  # lower is better
+SPK_METRICS = TASKS["spk"].metrics  # the task registry's (config/registry.py)
+SPK_OBJECTIVE = TASKS["spk"].objective  # lower is better
 
 
 class SpeakerModule(lightning.LightningModule):

@@ -5,10 +5,10 @@ The driver side (building the worker group, connecting to Ray) is :mod:`dist_spk
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
+from dist_spk.config.registry import TASKS
 from dist_spk.errors import DistSpkError
 from dist_spk.runs.startup import forget_launch, stamp
 
@@ -16,18 +16,11 @@ from dist_spk.runs.startup import forget_launch, stamp
 # each worker fetches them to its node first
 SHARED_ENTRIES = ("data_dir", "cache_file", "model_init")
 
-# task -> "module:function" of its worker loop (imported lazily: each pulls in torch and pyannote)
-LOOPS = {
-    "seg": "dist_spk.train.seg_loop:train_segmentation",
-    "spk": "dist_spk.train.spk_loop:train_speaker",
-}
-
-
 def worker_loop(task: str):
-    if task not in LOOPS:
-        raise DistSpkError(f"no worker loop for task {task!r}; valid: {', '.join(LOOPS)}")
-    module, function = LOOPS[task].split(":")
-    return getattr(importlib.import_module(module), function)
+    """The task's training loop (the registry's ``loop``: imported now, it pulls in torch and pyannote)."""
+    if task not in TASKS:
+        raise DistSpkError(f"no worker loop for task {task!r}; valid: {', '.join(TASKS)}")
+    return TASKS[task].entry("loop")
 
 
 def ray_worker(payload: dict[str, Any]) -> None:

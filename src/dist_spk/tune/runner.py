@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from dist_spk.config import save_config, to_dict
+from dist_spk.config.registry import TASKS
 from dist_spk.config.tasks import TrainerConfig
 from dist_spk.console import internals_to
 from dist_spk.errors import ConfigError, DistSpkError
@@ -80,11 +81,7 @@ def trains_in_process(config, *, local: bool, remote: bool) -> bool:
 # What PBT may change when a trial continues from another trial's checkpoint (its "explore" step):
 # keys (or sections, ending in ".") that shape neither the weights nor the optimizer's state.
 # Other searched keys are sampled once per trial and copied with the checkpoint on "exploit".
-PBT_MUTABLE = {
-    "seg": ("optim.lr", "optim.weight_decay", "loss.", "augment.probability", "augment.gain_db"),
-    "spk": ("optim.lr", "optim.weight_decay", "head.margin", "head.scale", "data.noise_probability",
-            "data.reverb_probability"),
-}
+PBT_MUTABLE = {name: spec.pbt_mutable for name, spec in TASKS.items()}  # the task registry's (config/registry.py)
 
 
 def pbt_mutations(task: str, params: list[Param]) -> dict[str, Any]:
