@@ -13,7 +13,7 @@ LAYERS = {
     "errors": 0, "cuda": 0, "hub": 0, "optim": 0, "config": 0, "runs": 0, "data": 0, "console": 0,
     "segmentation": 1, "speaker": 1, "pipeline": 1,
     "train": 2,
-    "launch": 3, "tune": 3,
+    "launch": 3, "tune": 3, "demo": 3,
     "cli": 4,
 }
 

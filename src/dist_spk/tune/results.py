@@ -139,3 +139,19 @@ def print_table(rows: list[dict], *, objective: str, params: list[str]) -> None:
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def best_of_experiment(exp: str) -> tuple[str, Path]:
+    """(task, best config file) of a finished search (a path or an object-store URI), with a clear error otherwise."""
+    from dist_spk.launch.run import OBJECTIVES
+
+    best = mirrored_experiment(exp, only=("best",)) / "best"
+    metrics, config = best / "metrics.json", best / "config.yaml"
+    if not metrics.is_file() or not config.is_file():
+        raise DistSpkError(f"{exp}: no best/config.yaml and best/metrics.json (not a finished `dist-spk tune` "
+                           "experiment; a search writes them when it ends)")
+    objective = json.loads(metrics.read_text()).get("objective")
+    tasks = {metric: task for task, metric in OBJECTIVES.items()}
+    if objective not in tasks:
+        raise DistSpkError(f"{metrics}: unknown objective {objective!r}; expected one of {', '.join(tasks)}")
+    return tasks[objective], config
