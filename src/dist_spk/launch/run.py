@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from dist_spk.config import save_config, to_dict
+from dist_spk.config import save_config
 from dist_spk.config.registry import TASKS
 from dist_spk.console import internals_to
 from dist_spk.cuda import require_cuda
@@ -18,8 +18,8 @@ from dist_spk.launch.ray_train import check_ray_run, run_ray_train
 from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_output
 from dist_spk.runs import storage
 from dist_spk.runs.checkpoints import check_checkpoint
+from dist_spk.runs.payload import worker_payload
 from dist_spk.runs.run_dir import prepare_run_dir, read_metrics, resolve_checkpoint
-from dist_spk.runs.startup import launched
 from dist_spk.train.session import storage_error
 from dist_spk.train.worker import run_local
 
@@ -199,10 +199,7 @@ def run_training(task: str, config, *, out: str | Path, resume: bool = False,
     if remote:
         extras = {key: storage.relocate(value, mirror, location) for key, value in extras.items()}
         storage.upload(mirror, location, skip=(*storage.HEAVY, "wandb", *RUN_FILES))
-    payload: dict[str, Any] = {"task": task, "config": to_dict(config), "run_dir": location, **extras}
-    if resume_from is not None:
-        payload["resume_from"] = resume_from
-    payload = launched(payload)
+    payload = worker_payload(task, config, location, extras=extras, resume_from=resume_from)
     with while_training or nullcontext():
         if config.trainer.workers == 0:
             run_local(payload)

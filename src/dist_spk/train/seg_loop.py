@@ -1,18 +1,17 @@
 """The segmentation worker loop: one Ray Train worker (or the local process) fine-tunes PyanNet.
 
-``payload`` is a plain dict (what Ray ships to workers): ``config`` (the resolved SegConfig as a
-dict), ``run_dir``, ``cache_file`` (pyannote's metadata cache, already prepared by the driver) and
-optionally ``resume_from``.
+``payload`` is a :class:`dist_spk.runs.payload.WorkerPayload` (what Ray ships to workers): the config as a dict
+(made a SegConfig again here), ``run_dir``, ``cache_file`` (pyannote's metadata cache, prepared by the driver) and
+optionally ``resume_from``, ``model_init``, ``training_cache``.
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
-from dist_spk.config import config_from_dict
 from dist_spk.config.tasks import SegConfig
+from dist_spk.runs.payload import WorkerPayload, worker_config
 from dist_spk.runs.startup import stamp
 
 
@@ -36,7 +35,7 @@ def build_task(config: SegConfig, protocol, *, cache: str | Path | None):
     )
 
 
-def train_segmentation(payload: dict[str, Any], session) -> None:
+def train_segmentation(payload: WorkerPayload, session) -> None:
     """Fine-tune PyanNet as ``payload["config"]`` says; report every validation epoch through ``session``."""
     import lightning
 
@@ -50,7 +49,7 @@ def train_segmentation(payload: dict[str, Any], session) -> None:
     from dist_spk.train.trainer import build_trainer
 
     stamp(payload, "imported")
-    config: SegConfig = config_from_dict("seg", payload["config"])
+    config: SegConfig = worker_config(payload)
     run_dir = session.run_dir  # node-local when the run lives on an object store
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # pyannote's training set is an IterableDataset whose __len__ is the epoch's batch count by design

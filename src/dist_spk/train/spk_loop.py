@@ -7,13 +7,13 @@ filled with ``train.jsonl``, ``eval.jsonl`` and ``trials.txt`` (shared by every 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from dist_spk.config import config_from_dict, to_dict
+from dist_spk.config import to_dict
+from dist_spk.runs.payload import WorkerPayload, worker_config
 from dist_spk.runs.startup import stamp
 
 
-def train_speaker(payload: dict[str, Any], session) -> None:
+def train_speaker(payload: WorkerPayload, session) -> None:
     """Train the speaker encoder as ``payload["config"]`` says; report every epoch through ``session``."""
     import lightning
     from torch.utils.data import DataLoader, RandomSampler
@@ -26,7 +26,7 @@ def train_speaker(payload: dict[str, Any], session) -> None:
     from dist_spk.train.trainer import build_trainer
 
     stamp(payload, "imported")
-    config = config_from_dict("spk", payload["config"])
+    config = worker_config(payload)
     run_dir = session.run_dir  # node-local when the run lives on an object store
     lightning.seed_everything(config.trainer.seed, workers=True, verbose=False)
     folder = Path(payload["data_dir"])

@@ -6,10 +6,10 @@ The driver side (building the worker group, connecting to Ray) is :mod:`dist_spk
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from dist_spk.config.registry import TASKS
 from dist_spk.errors import DistSpkError
+from dist_spk.runs.payload import WorkerPayload
 from dist_spk.runs.startup import forget_launch, stamp
 
 # payload entries naming what every run of a search shares (written by the driver's PREPARES); on an object store
@@ -23,7 +23,7 @@ def worker_loop(task: str):
     return TASKS[task].entry("loop")
 
 
-def ray_worker(payload: dict[str, Any]) -> None:
+def ray_worker(payload: WorkerPayload) -> None:
     """What each Ray Train worker runs."""
     from dist_spk.train.session import RaySession
 
@@ -36,7 +36,7 @@ def ray_worker(payload: dict[str, Any]) -> None:
     worker_loop(payload["task"])(payload, session)
 
 
-def run_local(payload: dict[str, Any]) -> None:
+def run_local(payload: WorkerPayload) -> None:
     from dist_spk.train.session import LocalSession
 
     stamp(payload, "entered")

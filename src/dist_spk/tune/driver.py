@@ -35,11 +35,12 @@ from typing import Any
 
 from ray.train import UserCallback
 
-from dist_spk.config import config_from_dict, dump_config, to_dict
+from dist_spk.config import config_from_dict, dump_config
 from dist_spk.config.renames import current_key
 from dist_spk.runs import storage
+from dist_spk.runs.payload import worker_payload
 from dist_spk.runs.run_dir import checkpoints_dir
-from dist_spk.runs.startup import launched, stamp
+from dist_spk.runs.startup import stamp
 
 CHECKPOINT_PATH_KEY = "checkpoint_path"  # the metric Ray's TuneReportCallback uses for the same thing
 POINTER = "pointer.json"  # what a Tune checkpoint of a trial holds
@@ -180,18 +181,14 @@ def trial_driver(params: dict[str, Any], *, task: str, base: dict[str, Any], exp
         checkpoints_dir(Path(run_location)).mkdir(parents=True, exist_ok=True)
     # after a PBT exploit: the donor's config, perturbed
     storage.write_text(storage.join(run_location, "config.yaml"), dump_config(config))
-    payload = {"task": task, "config": to_dict(config), "run_dir": run_location, **extras}
     restored = _restored_checkpoint(exp_dir)
-    if restored is not None:
-        payload["resume_from"] = restored
 
     name = _run_name(exp_dir, trial_id)
     _record_start(run_location, name, restored)
     # names this process's output in the driver's logs (dist_spk.launch.worker_logs)
     print(f"[trial {trial_id}] {'run' if in_process else 'Ray Train run'} {name}"
           + (f", continuing from {restored}" if restored else ""), flush=True)
-    payload["trial_id"] = trial_id
-    payload = launched(payload)
+    payload = worker_payload(task, config, run_location, extras=extras, resume_from=restored, trial_id=trial_id)
     if in_process:
         _train_in_process(task, payload, config, trial_id=trial_id, name=name, exp_dir=exp_dir, objective=objective)
         return
