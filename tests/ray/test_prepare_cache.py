@@ -24,6 +24,9 @@ def test_prepare_on_two_nodes_writes_the_local_cache_and_a_local_run_trains_on_i
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"wrote {cache}: {files} files" in result.stdout
     assert "by a Ray Data job on 2 node(s)" in result.stdout  # both nodes decoded files
+    log = tmp_path / "cache.prepare.log"  # what Ray says goes there, not to the console
+    assert f"Ray's output in {log}" in result.stdout and "Connecting to existing Ray cluster" in log.read_text()
+    assert "Connecting to existing Ray cluster" not in result.stdout + result.stderr
 
     # byte for byte the cache one process writes
     local = prepare(dataset_sources(data, task="spk"), tmp_path / "local", progress=False)

@@ -123,7 +123,7 @@ def data_prepare(
     from dist_spk.console import duration
     from dist_spk.data.protocol import is_seed_layout
     from dist_spk.data.training_cache import dataset_sources, open_cache
-    from dist_spk.launch.prepare_cache import prepare_cache, use_ray
+    from dist_spk.launch.prepare_cache import prepare_cache, prepare_log, use_ray
 
     if task == "auto":
         task = "seg" if root.suffix in (".yml", ".yaml") or is_seed_layout(root) else "spk"
@@ -137,7 +137,8 @@ def data_prepare(
     cache = open_cache(out, sources=sources)
     hours = cache.samples / 16000 / 3600
     where = ("in this process" if "local" in nodes else
-             f"by a Ray Data job on {len(nodes)} node(s) ({', '.join(str(n) for n in sorted(nodes.values()))} files)")
+             f"by a Ray Data job on {len(nodes)} node(s) ({', '.join(str(n) for n in sorted(nodes.values()))} files; "
+             f"Ray's output in {prepare_log(out)})")
     typer.echo(f"wrote {out}: {len(cache.files)} files, {hours:.2f} h of 16 kHz audio "
                f"({cache.samples * 2 / 1e6:.1f} MB) decoded {where} in {duration(time.monotonic() - started)}; "
                f"train with --set data.cache={out}")

@@ -2,11 +2,11 @@
 
 ``dist-spk data prepare ROOT --out CACHE`` (and ``data.cache=CACHE`` on a run or a search, which builds it when
 missing) decodes in this process on one machine. Joined to a cluster (``RAY_ADDRESS`` set, as ``ray job submit``
-does, or ``--engine ray``), the decoding is a Ray Data ``map`` over the files, one task per file with one CPU,
-spread over the nodes (Ray Data's default ``SPREAD`` scheduling); the driver writes the decoded samples into the one
-cache as they stream back, in the files' order (``preserve_order``), so the cache is byte for byte the one a local
-preparation writes. Ray Data, not a pool of our own: it streams with back-pressure (the driver never holds more than
-a few files' samples), retries a task whose node is lost, and scales with the cluster.
+does, or ``--engine ray``), the decoding is a Ray Data ``map`` over the files (tasks of one CPU, a few blocks of
+files per CPU), spread over the nodes (Ray Data's default ``SPREAD`` scheduling); the driver writes the decoded
+samples into the one cache as they stream back, in the files' order (``preserve_order``), so the cache is byte for
+byte the one a local preparation writes. Ray Data, not a pool of our own: it streams with back-pressure (the driver
+never holds more than a few blocks of samples), retries a task whose node is lost, and scales with the cluster.
 
 The cache folder is written by the driver: on a multi-node cluster it must be on storage every node sees (the same
 rule as the experiment folder; checked before training starts). Object-store (``s3://``) caches are not supported.
@@ -50,7 +50,9 @@ def decode_on_ray(keys: list[str], nodes: Counter) -> Iterator[dict]:
     context.execution_options.preserve_order = True  # the cache's file order, whichever task ends first
     context.enable_progress_bars = False  # prepare() draws one bar of its own
     context.print_on_execution_start = False
-    dataset = ray.data.from_items([{"key": key} for key in keys], override_num_blocks=len(keys))
+    # a few blocks per CPU: tasks long enough that Ray's per-task cost is small, enough of them to spread and balance
+    blocks = min(len(keys), 4 * max(1, int(ray.cluster_resources().get("CPU", 1))))
+    dataset = ray.data.from_items([{"key": key} for key in keys], override_num_blocks=blocks)
     for row in dataset.map(_decode_row, num_cpus=1).iter_rows():
         nodes[row["node"]] += 1
         yield row
@@ -62,6 +64,14 @@ def prepare_cache(sources: list[Path], out: Path, *, engine: str = "auto") -> Co
     if not use_ray(engine):
         prepare(sources, out)
         return Counter({"local": len(source_keys(sources))})
+    from dist_spk.console import internals_to
+
     nodes: Counter = Counter()
-    prepare(sources, out, decoded=decode_on_ray(source_keys(sources), nodes))
+    with internals_to(prepare_log(out)):  # Ray's and Ray Data's own messages: to a file, not the console
+        prepare(sources, out, decoded=decode_on_ray(source_keys(sources), nodes))
     return nodes
+
+
+def prepare_log(out: Path) -> Path:
+    """Where a preparation on Ray logs what Ray says: beside the cache (inside it, it would not be a cache)."""
+    return Path(out).parent / f"{Path(out).name}.prepare.log"
