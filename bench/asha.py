@@ -24,7 +24,8 @@ History (results.json keeps only the last run):
   (gap 0.0) at grace 3, reduction 2 - the rungs the local spk preset uses - hence this setting.
 - medium corpus, this random search, grace 3, reduction 2 (2026-12-03, in-process trials): fraction 0.302 (58 of
   192), best-EER gap 0.154: this run's FIFO curves differ from the last run's (best 0.0082 vs 0.0076, by another
-  trial: training is not bit-reproducible across runs here), and its best trial (margin 0.4) was a slow starter,
+  trial: the speaker loader now draws a batch's crop positions from one generator, so the crops changed; within the
+  run both searches gave identical curves for the same trial), and its best trial (margin 0.4) was a slow starter,
   last but one at epoch 3, which ASHA stopped there. Ranks after 1-3 epochs were anti-correlated with the final
   ones (Spearman -0.70, -0.47, -0.23); the replay keeps that trial only from grace 6 (fraction 0.625).
 
