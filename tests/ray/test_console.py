@@ -93,6 +93,26 @@ def test_verbose_worker_output_names_the_trial(tmp_path, capsys):
                                                        "INFO: GPU available: False, used: False")
 
 
+def test_lines_arriving_after_the_search_keep_their_trial(tmp_path, capsys):
+    """A reused trial process's last trial can print its last lines after Tune returned (seen on a loaded machine):
+    they still name their trial, on the console (verbose), in workers.log and in the trial's own log."""
+    from dist_spk.launch.worker_logs import _LateLines
+
+    output = WorkerOutput(tmp_path, echo=True)
+    output(batch(11, "[trial a_00000] [epoch 0] loss=6.1", name="trial_driver"))
+    output.close()
+    late = _LateLines(output)
+    late(batch(11, "[trial a_00001] [epoch 1] loss=5.0", "Lightning's last words", name="trial_driver"))
+    expected = ["(trial_driver pid=11, ip=10.0.0.2, trial a_00001) [trial a_00001] [epoch 1] loss=5.0",
+                "(trial_driver pid=11, ip=10.0.0.2, trial a_00001) Lightning's last words"]
+    assert capsys.readouterr().out.splitlines()[1:] == expected
+    assert (tmp_path / WORKERS_LOG).read_text().splitlines()[1:] == expected
+    assert "[epoch 1] loss=5.0" in trial_log(tmp_path, "a_00001").read_text()
+    output(batch(11, "[trial a_00001] after the swap"))  # a batch racing the handler swap goes the same way
+    last = (tmp_path / WORKERS_LOG).read_text().splitlines()[-1]
+    assert last.endswith("trial a_00001) [trial a_00001] after the swap")
+
+
 def test_rungs_are_ashas_own():
     from ray.tune.schedulers import ASHAScheduler
 

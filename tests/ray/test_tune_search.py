@@ -252,7 +252,7 @@ def test_a_variant_list_runs_one_trial_per_variant_with_its_keys(small_corpus, t
     configs = {name: yaml.safe_load((exp / "trials" / row["trial_id"] / "config.yaml").read_text())
                for name, row in rows.items()}
     assert (configs["adam_small"]["optim"]["name"], configs["adam_small"]["head"]["margin"]) == ("adam", 0.1)
-    assert (configs["nadam_cosine"]["optim"]["name"], configs["nadam_cosine"]["scheduler"]["name"]) == ("nadam",
+    assert (configs["nadam_cosine"]["optim"]["name"], configs["nadam_cosine"]["lr_schedule"]["name"]) == ("nadam",
                                                                                                        "cosine")
     assert configs["wide"]["model"]["emb_size"] == 128 and configs["wide"]["optim"]["name"] == "adam"  # preset's
     assert {c["optim"]["lr"] for c in configs.values()} == {0.003}

@@ -60,7 +60,7 @@ class WorkerOutput:
         process = (str(data.get("ip", "")), str(data.get("pid", "")))
         with self._lock:
             if self._all.closed:  # a raylet message racing the swap (not under the dispatcher's lock)
-                _LateLines(self.logs_dir / WORKERS_LOG, echo=self.echo)(data)
+                _LateLines(self)(data)
                 return
             for line in data.get("lines", []):
                 tagged = TRIAL_TAG.match(line)
@@ -123,7 +123,7 @@ def capture_worker_output(logs_dir: Path, *, show: tuple[str, ...] = ()) -> Iter
         yield output
     finally:
         # swapped first: Ray's log thread may be inside the old handler until the dispatcher's lock is released
-        _route(ray_worker, dispatcher, _LateLines(output.logs_dir / WORKERS_LOG, echo=output.echo))
+        _route(ray_worker, dispatcher, _LateLines(output))
         output.close()
 
 
@@ -136,15 +136,29 @@ def _route(ray_worker, dispatcher, handler) -> None:
 
 
 class _LateLines:
-    """Lines after the search: appended to the log (opened per batch: they are few)."""
+    """Lines after the search (the last trial's last lines can arrive after Tune returned, on a loaded machine):
+    labelled with their trial as before, appended to ``workers.log`` and the trial's log (opened per batch: they
+    are few), and echoed when verbose."""
 
-    def __init__(self, path: Path, *, echo: bool) -> None:
-        self.path, self.echo = path, echo
+    def __init__(self, output: WorkerOutput) -> None:
+        self.logs_dir, self.echo, self.owner = output.logs_dir, output.echo, output._owner
 
     def __call__(self, data: dict[str, Any]) -> None:
-        lines = [f"{_source(data)} {line}\n" for line in data.get("lines", [])]
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.writelines(lines)
+        process = (str(data.get("ip", "")), str(data.get("pid", "")))
+        labelled, by_trial = [], {}
+        for line in data.get("lines", []):
+            tagged = TRIAL_TAG.match(line)
+            if tagged:
+                self.owner[process] = tagged["trial"]
+            trial = self.owner.get(process)
+            labelled.append(f"{_source(data, trial)} {line}\n")
+            if trial is not None:
+                by_trial.setdefault(trial, []).append(f"{_source(data)} {line}\n")
+        with open(self.logs_dir / WORKERS_LOG, "a", encoding="utf-8") as handle:
+            handle.writelines(labelled)
+        for trial, lines in by_trial.items():
+            with open(trial_log(self.logs_dir, trial), "a", encoding="utf-8") as handle:
+                handle.writelines(lines)
         if self.echo:
-            sys.stdout.writelines(lines)
+            sys.stdout.writelines(labelled)
             sys.stdout.flush()
