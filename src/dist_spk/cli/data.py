@@ -57,7 +57,7 @@ def data_check(
            "hours": round(result.seconds / 3600, 3), "trials": len(result.trials),
            "target_trials": sum(t.target for t in result.trials)}
     _exit_on_errors(f"{manifest.format} speaker dataset {manifest.root}", {"all": row}, result.problems,
-                  json_out=json_out)
+                    json_out=json_out)
 
 
 @data_app.command("protocol")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def print_report(title: str, rows: dict[str, dict[str, object]], problems: list, *, json_out: Path | None,
-                  extra: dict | None = None) -> int:
+                 extra: dict | None = None) -> int:
     """Stats table on stdout, every problem after it, an optional JSON copy; the number of errors."""
     import json
 
