@@ -53,20 +53,25 @@ class WorkerOutput:
         self._owner: dict[tuple[str, str], str] = {}  # (ip, pid) -> trial id
         self._lock = threading.Lock()
 
+    def trials_of(self, data: dict[str, Any]) -> Iterator[tuple[str | None, str]]:
+        """(trial, line) for each line of a batch: a process belongs to the trial its latest ``[trial <id>]`` line
+        named (a reused trial process moves on to the next trial), None before its first."""
+        process = (str(data.get("ip", "")), str(data.get("pid", "")))
+        for line in data.get("lines", []):
+            tagged = TRIAL_TAG.match(line)
+            if tagged:
+                self._owner[process] = tagged["trial"]
+            yield self._owner.get(process), line
+
     def __call__(self, data: dict[str, Any]) -> None:
         if data.get("pid") == "autoscaler":
             self._autoscaler(data)
             return
-        process = (str(data.get("ip", "")), str(data.get("pid", "")))
         with self._lock:
             if self._all.closed:  # a raylet message racing the swap (not under the dispatcher's lock)
                 _LateLines(self)(data)
                 return
-            for line in data.get("lines", []):
-                tagged = TRIAL_TAG.match(line)
-                if tagged:
-                    self._owner[process] = tagged["trial"]
-                trial = self._owner.get(process)
+            for trial, line in self.trials_of(data):
                 prefix = _source(data, trial)
                 self._all.write(f"{prefix} {line}\n")
                 if trial is not None:
@@ -141,24 +146,20 @@ class _LateLines:
     are few), and echoed when verbose."""
 
     def __init__(self, output: WorkerOutput) -> None:
-        self.logs_dir, self.echo, self.owner = output.logs_dir, output.echo, output._owner
+        self.output = output
 
     def __call__(self, data: dict[str, Any]) -> None:
-        process = (str(data.get("ip", "")), str(data.get("pid", "")))
+        logs_dir = self.output.logs_dir
         labelled, by_trial = [], {}
-        for line in data.get("lines", []):
-            tagged = TRIAL_TAG.match(line)
-            if tagged:
-                self.owner[process] = tagged["trial"]
-            trial = self.owner.get(process)
+        for trial, line in self.output.trials_of(data):
             labelled.append(f"{_source(data, trial)} {line}\n")
             if trial is not None:
                 by_trial.setdefault(trial, []).append(f"{_source(data)} {line}\n")
-        with open(self.logs_dir / WORKERS_LOG, "a", encoding="utf-8") as handle:
+        with open(logs_dir / WORKERS_LOG, "a", encoding="utf-8") as handle:
             handle.writelines(labelled)
         for trial, lines in by_trial.items():
-            with open(trial_log(self.logs_dir, trial), "a", encoding="utf-8") as handle:
+            with open(trial_log(logs_dir, trial), "a", encoding="utf-8") as handle:
                 handle.writelines(lines)
-        if self.echo:
+        if self.output.echo:
             sys.stdout.writelines(labelled)
             sys.stdout.flush()

@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile
@@ -112,6 +113,17 @@ class WaveAugment:
         return audio.astype(np.float32)
 
 
+class CropPlan(NamedTuple):
+    """Where one training crop is read: its file, start (s), seconds to read (fewer than the crop needs when the
+    utterance is shorter), whether a whole crop fits, and its speed."""
+
+    path: Path
+    start: float
+    seconds: float
+    fits: bool
+    speed: float
+
+
 class TrainCrops(Dataset):
     """Random fixed-length crops. Item i is utterance ``i % U`` at speed ``speeds[i // U]``.
 
@@ -169,8 +181,8 @@ class TrainCrops(Dataset):
         rng = np.random.default_rng([self.seed, items[0], len(items), self.calls])
         self.calls += 1
         rows = [self._crop_plan(item, position) for item, position in zip(items, rng.random(len(items)), strict=True)]
-        spans = [self.cache.span(path, start, self.crop) if self.cache is not None and speed == 1.0 and whole
-                 else None for path, start, whole, speed in rows]
+        spans = [self.cache.span(plan.path, plan.start, self.crop) if self.cache is not None and plan.speed == 1.0
+                 and plan.fits else None for plan in rows]
         gathered = [row for row, first in enumerate(spans) if first is not None]
         labels = torch.tensor([self.label(item) for item in items])
         if len(gathered) == len(items) and not self.augment.active:  # the usual case with a cache
@@ -180,34 +192,28 @@ class TrainCrops(Dataset):
             block = self.cache.gather(np.array([spans[row] for row in gathered]), self.crop)
             waves[gathered] = to_float(torch.from_numpy(block))
         for row in sorted(set(range(len(items))) - set(gathered)):
-            path, start, _, speed = rows[row]
-            waves[row] = torch.from_numpy(self._read_crop(items[row], path, start, speed))
+            waves[row] = torch.from_numpy(self._read_crop(rows[row]))
         if self.augment.active:
             for row, augment_rng in enumerate(rng.spawn(len(items))):
                 waves[row] = torch.from_numpy(self.augment(waves[row].numpy(), augment_rng))
         return waves, labels
 
-    def _read_crop(self, item: int, path: Path, start: float, speed: float) -> np.ndarray:
+    def _read_crop(self, plan: CropPlan) -> np.ndarray:
         """One crop read on its own (not cached, another speed, or a short utterance), ``self.crop`` samples."""
-        audio = read_cached(self.cache, path, start=start, seconds=self._crop_seconds(item))
-        if speed != 1.0:  # play it back faster/slower: resample as if recorded at rate * speed
-            audio = torchaudio.functional.resample(torch.from_numpy(audio), int(SAMPLE_RATE * speed),
+        audio = read_cached(self.cache, plan.path, start=plan.start, seconds=plan.seconds)
+        if plan.speed != 1.0:  # play it back faster/slower: resample as if recorded at rate * speed
+            audio = torchaudio.functional.resample(torch.from_numpy(audio), int(SAMPLE_RATE * plan.speed),
                                                    SAMPLE_RATE).numpy()
         return fit_length(audio, self.crop)
 
-    def _crop_plan(self, item: int, position: float) -> tuple[Path, float, bool, float]:
-        """(file, start s, whether a whole crop fits, speed) of item's crop at ``position`` in [0, 1) of its room."""
+    def _crop_plan(self, item: int, position: float) -> CropPlan:
+        """Item's crop at ``position`` in [0, 1) of the room its utterance leaves."""
         speed = self.speeds[item // len(self.utterances)]
         utterance = self.utterances[item % len(self.utterances)]
         length = self._samples(utterance)
         need = self.crop * speed  # samples to read before the speed change
         start = utterance.start + position * max(0.0, length - need) / SAMPLE_RATE
-        return utterance.path, start, length >= need, speed
-
-    def _crop_seconds(self, item: int) -> float:
-        """Seconds of audio item's crop reads (less than the crop needs when the utterance is shorter)."""
-        speed = self.speeds[item // len(self.utterances)]
-        return min(self.crop * speed, self._samples(self.utterances[item % len(self.utterances)])) / SAMPLE_RATE
+        return CropPlan(utterance.path, start, min(need, length) / SAMPLE_RATE, length >= need, speed)
 
     def _samples(self, utterance: Utterance) -> float:
         """The utterance's length in samples (to its file's end when it has no end time)."""
