@@ -12,12 +12,13 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.ports import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -72,12 +73,6 @@ class StartsAndStops:
 NODE_MARKER = "DIST_SPK_TEST_NODE"  # in the environment of every process a worker node starts
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LocalCluster(StartsAndStops):
     """``with LocalCluster(nodes=2, cpus_per_node=2) as cluster: cluster.submit(...)``."""
 
@@ -89,8 +84,8 @@ class LocalCluster(StartsAndStops):
         # short: Ray puts unix sockets under the temp dir, and their paths have a length limit
         self.root = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
         self.temp_dir = self.root / "ray"
-        self.port = _free_port()
-        self.dashboard_port = _free_port()
+        self.port = free_port()
+        self.dashboard_port = free_port()
         self.env = {**os.environ, "HOME": str(self.root), "RAY_AUTH_MODE": "token",
                     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.env.pop("RAY_ADDRESS", None)
@@ -108,11 +103,7 @@ class LocalCluster(StartsAndStops):
     def start(self) -> LocalCluster:
         token = self.ray("get-auth-token", "--generate")  # into $HOME/.ray/auth_token (stdout not kept)
         assert token.returncode == 0, token.stderr
-        head = self.ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
-                        f"--num-cpus={self.head_cpus}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                        f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.temp_dir}",
-                        "--disable-usage-stats")
-        assert head.returncode == 0, head.stdout + head.stderr
+        self._start_head()
         for index in range(1, self.nodes):
             # a temp dir per node: nodes sharing one would share (and delete) each other's runtime-env files,
             # such as the job's working directory
@@ -122,6 +113,25 @@ class LocalCluster(StartsAndStops):
             assert node.returncode == 0, node.stdout + node.stderr
         self._wait_for_nodes()
         return self
+
+    def _start_head(self, attempts: int = 3) -> None:
+        """``ray start --head``, again on new ports when it failed on one of its ports: a port picked free can still
+        be taken before Ray binds it (no pick closes that race)."""
+        failures = []
+        for _ in range(attempts):
+            head = self.ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
+                            f"--num-cpus={self.head_cpus}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                            f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.temp_dir}",
+                            "--disable-usage-stats")
+            if head.returncode == 0:
+                return
+            failures.append(head.stdout + head.stderr)
+            if not any(f"{port}" in failures[-1] for port in (self.port, self.dashboard_port)):
+                break
+            kill_until_gone(self.processes, rounds=3)
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.port, self.dashboard_port = free_port(), free_port()
+        raise AssertionError("\n--- ray start --head, again ---\n".join(failures))
 
     def _wait_for_nodes(self, timeout: float = 120) -> None:
         deadline = time.time() + timeout

@@ -6,17 +6,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import urllib.request
 from collections.abc import Iterator
 
+from tests.ports import free_port
+
 BUCKET = "dist-spk-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
