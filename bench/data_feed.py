@@ -11,7 +11,10 @@ the same task and seed:
   the "device" is this CPU (a GPU does it much faster: not measured here).
 
 Speaker encoder: 2 s crops of ``TrainCrops`` in batches of the cluster preset's size, as the DataLoader asks for them
-(``__getitems__``: a collated batch), decoded per crop vs gathered from the cache; augmentation off.
+(``__getitems__``: a collated batch), decoded per crop vs gathered from the cache: augmentation off
+(``spk_loader_speedup_vs_per_crop_decode``), and with the cluster preset's noise (p 0.5, generated) and reverb (p 0.3,
+generated rooms), augmented in the loader (``data.augment_on_device=false``) vs left to the training step (the
+default), plus what that augmentation costs per crop when the "device" is this CPU.
 
 The model's own chunks/s (PyanNet forward + backward, batch 64, both cores) says how far a loader process is from
 keeping a trainer busy; the loader processes one GPU needs are estimated from an assumed GPU rate
@@ -115,19 +118,19 @@ def model_rate(data) -> float:
         torch.set_num_threads(1)
 
 
-def spk_rates(data, cache) -> tuple[float, float]:
-    from dist_spk.config import load_config
+def spk_rates(data, cache, *, augmented: bool) -> tuple[float, float]:
+    """Crops/s: decoded per crop (augmented in the loader when ``augmented``) vs gathered from the cache."""
     from dist_spk.data.speakers import load_speakers
     from dist_spk.speaker.data import TrainCrops
 
-    config = load_config("spk", preset_name="cluster", overrides=[
-        f"data.root={data}", "data.noise_probability=0", "data.reverb_probability=0", "data.speed_perturb=[]"])
     utterances = load_speakers(data).utterances
     speakers = sorted({u.speaker for u in utterances})
-    batch = config.data.batch_size
+    configs = {"decoded": spk_config(data, augmented=augmented, on_device=False),
+               "cached": spk_config(data, augmented=augmented, on_device=True)}
+    batch = configs["cached"].data.batch_size
     rates = {"decoded": [], "cached": []}
     for name in ("decoded", "cached", "cached", "decoded"):
-        crops = TrainCrops(utterances, speakers, config.data, seed=0, cache=cache if name == "cached" else None)
+        crops = TrainCrops(utterances, speakers, configs[name].data, seed=0, cache=cache if name == "cached" else None)
         items = itertools.cycle(range(len(crops)))
         crops.__getitems__([next(items) for _ in range(batch)])  # warm-up: file durations
         started = time.perf_counter()
@@ -135,6 +138,29 @@ def spk_rates(data, cache) -> tuple[float, float]:
             crops.__getitems__([next(items) for _ in range(batch)])
         rates[name].append(SPK_BATCHES * batch / (time.perf_counter() - started))
     return max(rates["decoded"]), max(rates["cached"])
+
+
+def spk_config(data, *, augmented: bool, on_device: bool):
+    from dist_spk.config import load_config
+
+    overrides = [f"data.root={data}", "data.speed_perturb=[]", f"data.augment_on_device={on_device}"]
+    if not augmented:
+        overrides += ["data.noise_probability=0", "data.reverb_probability=0"]
+    return load_config("spk", preset_name="cluster", overrides=overrides)
+
+
+def spk_device_augmentation_rate(data) -> float:
+    """Crops/s of the training step's noise and reverb (the cluster preset's) on batches of 2 s crops, on this CPU."""
+    from dist_spk.speaker.augment import CropAugment
+
+    config = spk_config(data, augmented=True, on_device=True)
+    augment = CropAugment(config.data, seed=0)
+    waves = torch.randn(config.data.batch_size, int(config.data.crop_seconds * 16000)) * 0.1
+    augment(waves)  # warm-up
+    started = time.perf_counter()
+    for _ in range(SPK_BATCHES // 4):
+        augment(waves)
+    return SPK_BATCHES // 4 * len(waves) / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -150,7 +176,8 @@ def main() -> None:
         caches[task] = (open_cache(path, sources=sources), round(time.perf_counter() - started, 1))
     seg_pyannote, seg_ours = seg_rates(root / "diar", caches["seg"][0], 0.5)
     seg_plain, seg_cached = seg_rates(root / "diar", caches["seg"][0], 0.0)
-    spk_plain, spk_cached = spk_rates(root / "spk", caches["spk"][0])
+    spk_plain, spk_cached = spk_rates(root / "spk", caches["spk"][0], augmented=False)
+    spk_augmented, spk_on_device = spk_rates(root / "spk", caches["spk"][0], augmented=True)
     model, augmentation = model_rate(root / "diar"), device_augmentation_rate(root / "diar")
     record("data_feed", {
         "seg_loader_speedup_vs_pyannote": round(seg_ours / seg_pyannote, 2), "goal": ">= 10",
@@ -161,6 +188,10 @@ def main() -> None:
         "seg_on_device_augmentation_chunks_per_s_on_this_cpu": round(augmentation, 1),
         "spk_loader_speedup_vs_per_crop_decode": round(spk_cached / spk_plain, 2),
         "spk_crops_per_s": {"per_crop_decode": round(spk_plain, 1), "cache": round(spk_cached, 1)},
+        "spk_loader_speedup_with_augmentation": round(spk_on_device / spk_augmented, 2),
+        "spk_crops_per_s_with_augmentation": {"decode_and_augment_in_loader": round(spk_augmented, 1),
+                                              "cache_augment_on_device": round(spk_on_device, 1)},
+        "spk_on_device_augmentation_crops_per_s_on_this_cpu": round(spk_device_augmentation_rate(root / "spk"), 1),
         "seg_model_chunks_per_s_on_this_cpu": round(model, 1),
         "assumed_gpu_chunks_per_s": GPU_CHUNKS_PER_S,
         "seg_loader_processes_per_gpu": {"pyannote": math.ceil(GPU_CHUNKS_PER_S / seg_pyannote),

@@ -10,6 +10,7 @@
     data_feed    loader examples/s per process: decoding each time vs the training cache, both tasks  ~3 min
     driver_callback  the search driver's time per trial event: W&B calls inline vs on their own thread  ~1 min
     search_vs_optuna  dist-spk tune spk vs Optuna TPE + Hyperband in one process, same space and budget  ~11 min
+    spk_augmentation  speaker encoder on unseen voices: no augmentation vs on the device vs in the loader  ~8 min
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import importlib
 import sys
 
 NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout", "checkpoint_bytes", "data_feed",
-         "driver_callback", "search_vs_optuna")
+         "driver_callback", "search_vs_optuna", "spk_augmentation")
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(NAMES)

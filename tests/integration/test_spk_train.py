@@ -98,3 +98,34 @@ def test_train_best_retrains_a_searchs_best_config_longer(spk_run, tmp_path):
     refused = run_cli("train", "best", tmp_path / "final", "--out", tmp_path / "again")
     assert refused.returncode == 2 and "not a finished `dist-spk tune` experiment" in refused.stderr
     assert not (tmp_path / "again").exists()
+
+
+def test_noise_and_reverb_are_applied_to_each_training_batch_in_the_training_step(small_corpus, tmp_path, monkeypatch):
+    from dist_spk.speaker.augment import CropAugment
+
+    calls = []
+    augment = CropAugment.__call__
+
+    def recorded(self, waves, rng=None):
+        out = augment(self, waves, rng)
+        calls.append((rng is None, waves.dtype, waves.shape, not torch.equal(out, waves)))
+        return out
+
+    monkeypatch.setattr(CropAugment, "__call__", recorded)
+    config = local_config("spk", small_corpus / "spk", **{
+        "trainer.epochs": 1, "data.crops_per_epoch": 96, "data.batch_size": 32, "data.noise_probability": 1.0,
+        "data.reverb_probability": 1.0, "data.noise_dir": small_corpus / "noise"})
+    run_training("spk", config, out=tmp_path / "run")
+    # three batches, each augmented once, by the module (the loader passes its own generator), as float, every crop
+    assert calls == [(True, torch.float32, (32, 24000), True)] * 3
+
+
+def test_an_empty_noise_folder_is_refused_before_the_run_starts(small_corpus, tmp_path):
+    from tests.conftest import run_cli
+
+    (tmp_path / "noise").mkdir()
+    result = run_cli("train", "spk", "--data", small_corpus / "spk", "--out", tmp_path / "run", "--workers", "0",
+                     "--set", f"data.noise_dir={tmp_path / 'noise'}", "--set", "data.noise_probability=0.5")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"data.noise_dir: no audio files in {tmp_path / 'noise'}" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -288,6 +288,8 @@ class SpkDataConfig:
     noise_probability: float = 0.0
     rir_dir: str = ""  # "" with reverb_probability > 0 = generated room impulse responses
     reverb_probability: float = 0.0
+    # noise and reverb on each training batch where the model runs (the GPU), not per crop in loader processes
+    augment_on_device: bool = True
     speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.1]: each speed a new speaker
 
     def problems(self) -> Problems:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import soundfile
 
+from dist_spk.errors import ConfigError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".sph")
 _BLOCK_FRAMES = 1 << 20
 
@@ -75,3 +77,11 @@ def probe(path: str | Path) -> AudioInfo:
         raise AudioError("decodes to zero samples")
     return info
 
+
+def audio_files(folder: str, key: str) -> list[Path]:
+    """Audio files under ``folder``, or one :class:`ConfigError` naming the config key."""
+    root = Path(folder).expanduser()
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if root.is_dir() else []
+    if not files:
+        raise ConfigError(f"{key}: no audio files in {root}")
+    return files

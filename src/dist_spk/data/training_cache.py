@@ -220,7 +220,7 @@ class TrainingCache:
         return windows[first]  # one copy of each row
 
     def read(self, source: str | Path, *, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
-        """float32 samples as :func:`dist_spk.speaker.data.read_audio` reads them (from ``round(start * rate)``,
+        """float32 samples as :func:`dist_spk.speaker.waves.read_audio` reads them (from ``round(start * rate)``,
         ``round(seconds * rate)`` of them, fewer at the end of the file)."""
         waveform = self.waveform(source)
         first = int(round(start * SAMPLE_RATE))

@@ -7,7 +7,6 @@ directory, so workers on any node read the same lists.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -19,13 +18,10 @@ import torchaudio
 from torch.utils.data import Dataset, Sampler
 
 from dist_spk.config.tasks import SpkDataConfig
-from dist_spk.data.audio import AUDIO_EXTENSIONS
 from dist_spk.data.speakers import Utterance
-from dist_spk.data.synth import colored_noise
 from dist_spk.data.training_cache import TrainingCache, to_float
-from dist_spk.errors import ConfigError
-
-SAMPLE_RATE = 16000
+from dist_spk.speaker.augment import CropAugment
+from dist_spk.speaker.waves import SAMPLE_RATE, fit_length, read_audio
 
 
 def write_manifest(path: Path, utterances: list[Utterance]) -> None:
@@ -38,79 +34,11 @@ def read_manifest(path: Path) -> list[Utterance]:
     return [Utterance(r["key"], Path(r["path"]), r["speaker"], r["start"], r["end"]) for r in rows]
 
 
-def read_audio(path: Path, *, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
-    """Mono float32 at 16 kHz from ``start`` for ``seconds`` (all when None); resampled when needed."""
-    with soundfile.SoundFile(str(path)) as sound:
-        rate = sound.samplerate
-        sound.seek(int(round(start * rate)))
-        frames = -1 if seconds is None or not math.isfinite(seconds) else int(round(seconds * rate))
-        audio = sound.read(frames, dtype="float32", always_2d=True).mean(axis=1)
-    if rate != SAMPLE_RATE:
-        audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
-    return audio
-
-
 def read_cached(cache: TrainingCache | None, path: Path, *, start: float, seconds: float | None) -> np.ndarray:
     """:func:`read_audio`, sliced from ``cache`` when it holds the file (the same samples, no decode)."""
     if cache is not None and path in cache:
         return cache.read(path, start=start, seconds=seconds)
     return read_audio(path, start=start, seconds=seconds)
-
-
-def fit_length(audio: np.ndarray, samples: int) -> np.ndarray:
-    """Exactly ``samples`` long: cut, or repeat a short utterance end to end (the usual speaker-training way)."""
-    if len(audio) == 0:
-        return np.zeros(samples, dtype=np.float32)
-    return np.tile(audio, math.ceil(samples / len(audio)))[:samples]
-
-
-def generated_rir(rng: np.random.Generator, *, rt60: float) -> np.ndarray:
-    """A synthetic room response: a direct path, then exponentially decaying noise reaching -60 dB at rt60."""
-    length = int(rt60 * SAMPLE_RATE)
-    t = np.arange(length) / SAMPLE_RATE
-    rir = rng.standard_normal(length) * np.exp(-6.9 * t / rt60) * 0.3
-    rir[0] = 1.0
-    return (rir / np.sqrt(np.sum(rir**2))).astype(np.float32)
-
-
-def audio_files(folder: str, key: str) -> list[Path]:
-    root = Path(folder).expanduser()
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if root.is_dir() else []
-    if not files:
-        raise ConfigError(f"{key}: no audio files in {root}")
-    return files
-
-
-class WaveAugment:
-    """Additive noise (recordings from a folder, or generated white, pink or brown noise) at 5-20 dB SNR and
-    reverberation (given or generated RIRs), each with its probability."""
-
-    def __init__(self, config: SpkDataConfig):
-        self.noise_p = config.noise_probability
-        self.reverb_p = config.reverb_probability
-        self.noises = audio_files(config.noise_dir, "data.noise_dir") if config.noise_dir and self.noise_p > 0 else []
-        self.rirs = audio_files(config.rir_dir, "data.rir_dir") if config.rir_dir and self.reverb_p > 0 else []
-
-    @property
-    def active(self) -> bool:
-        return self.noise_p > 0 or self.reverb_p > 0
-
-    def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() < self.reverb_p:
-            rir = (read_audio(self.rirs[rng.integers(len(self.rirs))]) if self.rirs
-                   else generated_rir(rng, rt60=rng.uniform(0.2, 0.8)))
-            wet = torchaudio.functional.fftconvolve(torch.from_numpy(audio), torch.from_numpy(rir)).numpy()
-            audio = wet[: len(audio)] * (np.std(audio) / (np.std(wet[: len(audio)]) + 1e-8))
-        if rng.random() < self.noise_p:
-            if self.noises:
-                noise = fit_length(read_audio(self.noises[rng.integers(len(self.noises))]), len(audio))
-                noise = np.roll(noise, -rng.integers(len(noise)))
-            else:
-                noise = colored_noise(len(audio), rng, color=str(rng.choice(["white", "pink", "brown"])))
-            snr = rng.uniform(5, 20)
-            gain = np.sqrt(np.mean(audio**2) / (np.mean(noise**2) + 1e-10) / 10 ** (snr / 10))
-            audio = audio + gain * noise
-        return audio.astype(np.float32)
 
 
 class CropPlan(NamedTuple):
@@ -138,7 +66,8 @@ class TrainCrops(Dataset):
         self.index = {s: i for i, s in enumerate(speakers)}
         self.speeds = [1.0, *[s for s in config.speed_perturb if s != 1.0]]
         self.crop = int(config.crop_seconds * SAMPLE_RATE)
-        self.augment = WaveAugment(config)
+        # augmented here (on the CPU) only without data.augment_on_device; else the training step augments
+        self.augment = CropAugment(config, seed=seed) if not config.augment_on_device else None
         self.seed = seed
         self.calls = 0
         self._durations: dict[Path, float] = {}
@@ -185,7 +114,8 @@ class TrainCrops(Dataset):
                  and plan.fits else None for plan in rows]
         gathered = [row for row, first in enumerate(spans) if first is not None]
         labels = torch.tensor([self.label(item) for item in items])
-        if len(gathered) == len(items) and not self.augment.active:  # the usual case with a cache
+        augment = self.augment if self.augment is not None and self.augment.active else None
+        if len(gathered) == len(items) and augment is None:  # the usual case with a cache
             return torch.from_numpy(self.cache.gather(np.array(spans), self.crop)), labels  # int16, see to_float
         waves = torch.empty(len(items), self.crop)
         if gathered:
@@ -193,10 +123,7 @@ class TrainCrops(Dataset):
             waves[gathered] = to_float(torch.from_numpy(block))
         for row in sorted(set(range(len(items))) - set(gathered)):
             waves[row] = torch.from_numpy(self._read_crop(rows[row]))
-        if self.augment.active:
-            for row, augment_rng in enumerate(rng.spawn(len(items))):
-                waves[row] = torch.from_numpy(self.augment(waves[row].numpy(), augment_rng))
-        return waves, labels
+        return (waves if augment is None else augment(waves, rng)), labels
 
     def _read_crop(self, plan: CropPlan) -> np.ndarray:
         """One crop read on its own (not cached, another speed, or a short utterance), ``self.crop`` samples."""

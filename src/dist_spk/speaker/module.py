@@ -20,6 +20,7 @@ from dist_spk.config.tasks import SpkConfig
 from dist_spk.data.speakers import Utterance
 from dist_spk.data.training_cache import to_float
 from dist_spk.data.trials import Trial
+from dist_spk.speaker.augment import CropAugment
 from dist_spk.speaker.clustering import clustering_quality
 from dist_spk.speaker.encoder import SpeakerEncoder
 from dist_spk.speaker.head import MarginScheduler, build_head
@@ -53,6 +54,7 @@ class SpeakerModule(lightning.LightningModule):
         self.encoder = SpeakerEncoder(self.config.model, self.config.frontend)
         self.head = build_head(self.config.head, self.config.model.emb_size, num_classes)
         self.margins: MarginScheduler | None = None
+        self.augment: CropAugment | None = None  # data.augment_on_device: noise and reverb on the training device
         self.eval_utterances: list[Utterance] = []
         self.trials: list[Trial] = []
         self._embedded: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -68,10 +70,15 @@ class SpeakerModule(lightning.LightningModule):
         steps_per_epoch = max(1, self.trainer.num_training_batches)
         self.margins = MarginScheduler(self.head, final=self.config.head.margin,
                                        warmup_steps=self.config.head.margin_warmup_epochs * steps_per_epoch)
+        if self.config.data.augment_on_device:
+            augment = CropAugment(self.config.data, seed=self.config.trainer.seed + self.global_rank)
+            self.augment = augment if augment.active else None
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         wave, labels = batch  # (B, N), (B,)
         wave = to_float(wave)  # a batch gathered from a training cache arrives as int16
+        if self.augment is not None:
+            wave = self.augment(wave)
         if self.margins is not None:
             self.margins.step(self.global_step)
         lengths = torch.full((wave.shape[0],), wave.shape[1], device=wave.device)
