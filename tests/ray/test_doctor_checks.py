@@ -1,4 +1,5 @@
-"""`dist-spk doctor`'s checks, from the reports a node gives back (no Ray here; tests/ray/test_doctor.py runs it)."""
+"""`dist-spk doctor`'s checks, from the reports a node gives back (no Ray here; on a cluster:
+tests/ray/test_two_node_cluster.py)."""
 
 from __future__ import annotations
 
