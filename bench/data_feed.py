@@ -12,7 +12,7 @@ the same task and seed:
 
 Speaker encoder: 2 s crops of ``TrainCrops`` in batches of the cluster preset's size, as the DataLoader asks for them
 (``__getitems__``: a collated batch), decoded per crop vs gathered from the cache: augmentation off
-(``spk_loader_speedup_vs_per_crop_decode``), and with the cluster preset's noise (p 0.5, generated) and reverb (p 0.3,
+(``spk_loader_speedup_vs_per_crop_decode``), and with the presets' noise (p 0.5, generated) and reverb (p 0.3,
 generated rooms), augmented in the loader (``data.augment_on_device=false``) vs left to the training step (the
 default), plus what that augmentation costs per crop when the "device" is this CPU.
 
@@ -143,14 +143,14 @@ def spk_rates(data, cache, *, augmented: bool) -> tuple[float, float]:
 def spk_config(data, *, augmented: bool, on_device: bool):
     from dist_spk.config import load_config
 
-    overrides = [f"data.root={data}", "data.speed_perturb=[]", f"data.augment_on_device={on_device}"]
-    if not augmented:
-        overrides += ["data.noise_probability=0", "data.reverb_probability=0"]
+    probabilities = ("0.5", "0.3") if augmented else ("0", "0")
+    overrides = [f"data.root={data}", "data.speed_perturb=[]", f"data.augment_on_device={on_device}",
+                 f"data.noise_probability={probabilities[0]}", f"data.reverb_probability={probabilities[1]}"]
     return load_config("spk", preset_name="cluster", overrides=overrides)
 
 
 def spk_device_augmentation_rate(data) -> float:
-    """Crops/s of the training step's noise and reverb (the cluster preset's) on batches of 2 s crops, on this CPU."""
+    """Crops/s of the training step's noise (p 0.5) and reverb (p 0.3) on batches of 2 s crops, on this CPU."""
     from dist_spk.speaker.augment import CropAugment
 
     config = spk_config(data, augmented=True, on_device=True)

@@ -109,7 +109,8 @@ def data_synth(
 @data_app.command("prepare")
 def data_prepare(
     root: Dataset,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The training cache folder to write.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="The training cache folder to write, or an object-store "
+                                                          "URI (s3://...): each node then fetches it to its disk.")],
     task: Annotated[str, typer.Option(help="auto (a diarization dataset: seg, else spk), seg or spk.")] = "auto",
     protocol: Annotated[str, typer.Option(help="Protocol name when ROOT is a pyannote database.yml.")] = "",
     format: Annotated[str, typer.Option(help="spk: auto, voxceleb, kaldi, csv or diarization.")] = "auto",
@@ -122,8 +123,10 @@ def data_prepare(
 
     from dist_spk.console import duration
     from dist_spk.data.protocol import is_seed_layout
+    from dist_spk.data.stored_cache import check_stored_cache, local_cache
     from dist_spk.data.training_cache import dataset_sources, open_cache
     from dist_spk.launch.prepare_cache import prepare_cache, prepare_log, use_ray
+    from dist_spk.runs import storage
 
     if task == "auto":
         task = "seg" if root.suffix in (".yml", ".yaml") or is_seed_layout(root) else "spk"
@@ -133,8 +136,11 @@ def data_prepare(
     use_ray(engine)  # a bad --engine is refused before anything is read
     started = time.monotonic()
     sources = dataset_sources(root, task=task, **options)
+    out = storage.normalize(out) if storage.is_remote(out) else str(Path(out))
     nodes = prepare_cache(sources, out, engine=engine)
-    cache = open_cache(out, sources=sources)
+    if storage.is_remote(out):
+        check_stored_cache(out, sources=sources)
+    cache = open_cache(local_cache(out), sources=sources)  # a stored cache: this node's copy, prepared here
     hours = cache.samples / 16000 / 3600
     where = ("in this process" if "local" in nodes else
              f"by a Ray Data job on {len(nodes)} node(s) ({', '.join(str(n) for n in sorted(nodes.values()))} files; "

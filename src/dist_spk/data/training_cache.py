@@ -235,31 +235,37 @@ def open_cache(path: str | Path, *, sources: list[Path] | None = None) -> Traini
     Every problem is one :class:`DataError` naming the cache and what is wrong.
     """
     path = Path(path)
-    manifest_path = path / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads((path / MANIFEST).read_text())
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: not a training cache ({MANIFEST}: {type(err).__name__}); build it with "
                         f"'dist-spk data prepare ROOT --out {path}'") from None
+    audio_bytes = (path / AUDIO).stat().st_size if (path / AUDIO).is_file() else -1
+    files = checked_files(str(path), manifest, audio_bytes, sources)
+    return TrainingCache(path, files, manifest["samples"])
+
+
+def checked_files(name: str, manifest: dict, audio_bytes: int,
+                  sources: list[Path] | None = None) -> dict[str, CachedFile]:
+    """The cache ``name``'s files from its ``manifest``, once its format, its audio's size (``audio_bytes``, -1 when
+    missing) and, with ``sources``, its freshness are checked; every problem one :class:`DataError` naming it."""
     if manifest.get("format") != FORMAT or manifest.get("sample_rate") != SAMPLE_RATE:
-        raise DataError(f"{path}: cache format {manifest.get('format')} at {manifest.get('sample_rate')} Hz; this "
+        raise DataError(f"{name}: cache format {manifest.get('format')} at {manifest.get('sample_rate')} Hz; this "
                         f"version reads format {FORMAT} at {SAMPLE_RATE} Hz: prepare it again")
     files = {f["key"]: CachedFile(**f) for f in manifest["files"]}
     expected = manifest["samples"] * 2
-    actual = (path / AUDIO).stat().st_size if (path / AUDIO).is_file() else -1
-    if actual != expected:
-        raise DataError(f"{path / AUDIO}: {actual} bytes, the manifest says {expected}: the cache is damaged; "
+    if audio_bytes != expected:
+        raise DataError(f"{name}/{AUDIO}: {audio_bytes} bytes, the manifest says {expected}: the cache is damaged; "
                         "prepare it again")
-    if sources is not None:
-        for source in sources:
-            key = str(Path(source).resolve())
-            entry = files.get(key)
-            if entry is None:
-                raise DataError(f"{path}: stale: {key} is in the dataset but not in the cache; prepare it again")
-            stat = os.stat(key)
-            if (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns):
-                raise DataError(f"{path}: stale: {key} changed since the cache was prepared; prepare it again")
-    return TrainingCache(path, files, manifest["samples"])
+    for source in sources or []:
+        key = str(Path(source).resolve())
+        entry = files.get(key)
+        if entry is None:
+            raise DataError(f"{name}: stale: {key} is in the dataset but not in the cache; prepare it again")
+        stat = os.stat(key)
+        if (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns):
+            raise DataError(f"{name}: stale: {key} changed since the cache was prepared; prepare it again")
+    return files
 
 
 def dataset_sources(root: str | Path, *, task: str, protocol: str = "", **speaker_options) -> list[Path]:

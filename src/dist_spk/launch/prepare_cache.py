@@ -9,18 +9,21 @@ byte the one a local preparation writes. Ray Data, not a pool of our own: it str
 never holds more than a few blocks of samples), retries a task whose node is lost, and scales with the cluster.
 
 The cache folder is written by the driver: on a multi-node cluster it must be on storage every node sees (the same
-rule as the experiment folder; checked before training starts). Object-store (``s3://``) caches are not supported.
+rule as the experiment folder; checked before training starts), or on an object store (``s3://...``): prepared in the
+driver's scratch, published, and fetched to each node's disk by its workers (:mod:`dist_spk.data.stored_cache`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from dist_spk.data.training_cache import decode_file, prepare, source_keys
+from dist_spk.data.training_cache import MANIFEST, decode_file, prepare, source_keys
 from dist_spk.errors import ConfigError
+from dist_spk.runs import storage
 
 ENGINES = ("auto", "local", "ray")
 
@@ -58,9 +61,19 @@ def decode_on_ray(keys: list[str], nodes: Counter) -> Iterator[dict]:
         yield row
 
 
-def prepare_cache(sources: list[Path], out: Path, *, engine: str = "auto") -> Counter:
-    """Write the training cache of ``sources`` at ``out``, decoding here or on the cluster as ``engine`` says;
-    the files decoded per node (one entry, ``"local"``, for this process)."""
+def prepare_cache(sources: list[Path], out: str | Path, *, engine: str = "auto") -> Counter:
+    """Write the training cache of ``sources`` at ``out`` (a folder, or an object-store URI: prepared in this node's
+    scratch, then published), decoding here or on the cluster as ``engine`` says; the files decoded per node (one
+    entry, ``"local"``, for this process)."""
+    if storage.is_remote(out):
+        from dist_spk.data.stored_cache import publish
+
+        local = storage.scratch_dir(out, kind="caches")  # this node's copy, as a worker would fetch it
+        if not (local / MANIFEST).is_file():  # what a cut-short fetch left
+            shutil.rmtree(local)
+        nodes = prepare_cache(sources, local, engine=engine)
+        publish(local, storage.normalize(out))
+        return nodes
     if not use_ray(engine):
         prepare(sources, out)
         return Counter({"local": len(source_keys(sources))})
@@ -72,6 +85,8 @@ def prepare_cache(sources: list[Path], out: Path, *, engine: str = "auto") -> Co
     return nodes
 
 
-def prepare_log(out: Path) -> Path:
-    """Where a preparation on Ray logs what Ray says: beside the cache (inside it, it would not be a cache)."""
-    return Path(out).parent / f"{Path(out).name}.prepare.log"
+def prepare_log(out: str | Path) -> Path:
+    """Where a preparation on Ray logs what Ray says: beside the cache (inside it, it would not be a cache); beside
+    this node's copy of a stored cache."""
+    folder = storage.scratch_dir(out, kind="caches") if storage.is_remote(out) else Path(out)
+    return folder.parent / f"{folder.name}.prepare.log"

@@ -208,8 +208,9 @@ def run_ray_train(payload: dict[str, Any], trainer: TrainerConfig, *, storage_lo
     connect_ray()
     if not storage.is_remote(storage_location):
         check_shared_storage(Path(storage_location))
-    if payload.get("training_cache"):  # read by every worker: on storage every node sees (probed beside it)
-        check_shared_storage(Path(payload["training_cache"]).parent)
+    cache = payload.get("training_cache")
+    if cache and not storage.is_remote(cache):  # read by every worker: on storage every node sees (probed beside it)
+        check_shared_storage(Path(cache).parent)
     try:
         result = torch_trainer(payload, trainer, storage_location=storage_location, name=name,
                                objective=objective).fit()

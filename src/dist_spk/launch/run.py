@@ -48,16 +48,25 @@ def check_segmentation_data(config) -> None:
 def prepare_training_cache(config, task: str) -> dict[str, Any]:
     """With ``data.cache``: the training cache checked against the dataset (built first when missing); its payload
     entry. A stale or damaged cache is one error here, before any worker starts."""
+    from dist_spk.data.stored_cache import check_stored_cache, stored_cache_exists
     from dist_spk.data.training_cache import MANIFEST, dataset_sources, open_cache
     from dist_spk.launch.prepare_cache import prepare_cache
+    from dist_spk.runs import storage
 
     if not config.data.cache:
         return {}
-    cache = Path(config.data.cache).expanduser().resolve()
     if task == "seg":
         sources = dataset_sources(config.data.root, task="seg", protocol=config.data.protocol)
     else:
         sources = [u.path for u in _speaker_manifest(config).utterances]
+    if storage.is_remote(config.data.cache):  # on an object store: each node fetches it (data/stored_cache.py)
+        cache = storage.normalize(config.data.cache)
+        if not stored_cache_exists(cache):
+            print(f"[data] preparing the training cache {cache} ({len(set(sources))} files)", flush=True)
+            prepare_cache(sources, cache)
+        check_stored_cache(cache, sources=sources)
+        return {"training_cache": cache}
+    cache = Path(config.data.cache).expanduser().resolve()
     if not (cache / MANIFEST).is_file():
         print(f"[data] preparing the training cache {cache} ({len(set(sources))} files)", flush=True)
         prepare_cache(sources, cache)  # a Ray Data job across the nodes when joined to a cluster

@@ -86,6 +86,15 @@ def is_file(location: str | Path) -> bool:
     return fs.get_file_info(path).type == pyarrow.fs.FileType.File
 
 
+def size(location: str | Path) -> int:
+    """A file's size in bytes; -1 when there is no such file."""
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    info = fs.get_file_info(path)
+    return info.size if info.type == pyarrow.fs.FileType.File else -1
+
+
 def read_bytes(location: str | Path) -> bytes:
     fs, path = filesystem(location)
     try:

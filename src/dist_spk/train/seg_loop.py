@@ -64,10 +64,11 @@ def train_segmentation(payload: WorkerPayload, session) -> None:
     task = build_task(config, protocol, cache=payload["cache_file"])
     model = build_model(config.model, task, local_init=payload.get("model_init"))
     if payload.get("training_cache"):  # chunks sliced from the cache instead of decoded (same samples)
+        from dist_spk.data.stored_cache import local_cache
         from dist_spk.data.training_cache import open_cache
         from dist_spk.segmentation.cached_audio import CachedAudio
 
-        model.audio = CachedAudio(open_cache(payload["training_cache"]))
+        model.audio = CachedAudio(open_cache(local_cache(payload["training_cache"])))
     attach_optimizers(model, config.optim, config.lr_schedule, epochs=config.trainer.epochs, monitor="loss/val")
     shown = ("loss/train", "loss/val", "DiarizationErrorRate", "DiarizationErrorRate/Marginal")
     callbacks: list = [EpochReport(session, run_dir, objective=SEG_OBJECTIVE, shown=shown, payload=payload),

@@ -37,9 +37,10 @@ def train_speaker(payload: WorkerPayload, session) -> None:
 
     cache = None
     if payload.get("training_cache"):  # crops sliced from the cache instead of decoded (same samples)
+        from dist_spk.data.stored_cache import local_cache
         from dist_spk.data.training_cache import open_cache
 
-        cache = open_cache(payload["training_cache"])
+        cache = open_cache(local_cache(payload["training_cache"]))
     crops = TrainCrops(train, speakers, config.data, seed=config.trainer.seed + session.world_rank, cache=cache)
     size = config.data.crops_per_epoch
     if config.data.balanced_sampling:

@@ -331,8 +331,9 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
         storage.upload(mirror, exp, skip=(*storage.HEAVY, "trials", "wandb"))
     else:
         check_shared_storage(mirror)
-    if extras.get("training_cache"):  # read by every trial's workers: on storage every node sees (probed beside it)
-        check_shared_storage(Path(extras["training_cache"]).parent)
+    cache = extras.get("training_cache")
+    if cache and not storage.is_remote(cache):  # read by every trial's workers: on storage every node sees
+        check_shared_storage(Path(cache).parent)
     # in process, a trial holds its worker's resources itself (the same total: concurrency is planned the same way)
     resources = {"cpu": DRIVER_CPUS}
     if in_process:
