@@ -59,19 +59,16 @@ def prepare_training_cache(config, task: str) -> dict[str, Any]:
         sources = dataset_sources(config.data.root, task="seg", protocol=config.data.protocol)
     else:
         sources = [u.path for u in _speaker_manifest(config).utterances]
-    if storage.is_remote(config.data.cache):  # on an object store: each node fetches it (data/stored_cache.py)
-        cache = storage.normalize(config.data.cache)
-        if not stored_cache_exists(cache):
-            print(f"[data] preparing the training cache {cache} ({len(set(sources))} files)", flush=True)
-            prepare_cache(sources, cache)
-        check_stored_cache(cache, sources=sources)
-        return {"training_cache": cache}
-    cache = Path(config.data.cache).expanduser().resolve()
-    if not (cache / MANIFEST).is_file():
+    remote = storage.is_remote(config.data.cache)  # on an object store: each node fetches it (data/stored_cache.py)
+    cache = storage.normalize(config.data.cache) if remote else str(Path(config.data.cache).expanduser().resolve())
+    if not (stored_cache_exists(cache) if remote else (Path(cache) / MANIFEST).is_file()):
         print(f"[data] preparing the training cache {cache} ({len(set(sources))} files)", flush=True)
         prepare_cache(sources, cache)  # a Ray Data job across the nodes when joined to a cluster
-    open_cache(cache, sources=sources)
-    return {"training_cache": str(cache)}
+    if remote:
+        check_stored_cache(cache, sources=sources)
+    else:
+        open_cache(cache, sources=sources)
+    return {"training_cache": cache}
 
 
 def prepare_segmentation(config, run_dir: Path) -> dict[str, Any]:
