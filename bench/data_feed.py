@@ -14,7 +14,8 @@ Speaker encoder: 2 s crops of ``TrainCrops`` in batches of the cluster preset's 
 (``__getitems__``: a collated batch), decoded per crop vs gathered from the cache: augmentation off
 (``spk_loader_speedup_vs_per_crop_decode``), and with the presets' noise (p 0.5, generated) and reverb (p 0.3,
 generated rooms), augmented in the loader (``data.augment_on_device=false``) vs left to the training step (the
-default), plus what that augmentation costs per crop when the "device" is this CPU.
+default), plus what that augmentation costs per crop when the "device" is this CPU; and with the cluster preset's
+speed perturbation (0.9, 1.0, 1.1: two crops in three resampled, a group of one speed at a time).
 
 The model's own chunks/s (PyanNet forward + backward, batch 64, both cores) says how far a loader process is from
 keeping a trainer busy; the loader processes one GPU needs are estimated from an assumed GPU rate
@@ -118,15 +119,15 @@ def model_rate(data) -> float:
         torch.set_num_threads(1)
 
 
-def spk_rates(data, cache, *, augmented: bool) -> tuple[float, float]:
+def spk_rates(data, cache, *, augmented: bool, speeds: str = "[]") -> tuple[float, float]:
     """Crops/s: decoded per crop (augmented in the loader when ``augmented``) vs gathered from the cache."""
     from dist_spk.data.speakers import load_speakers
     from dist_spk.speaker.data import TrainCrops
 
     utterances = load_speakers(data).utterances
     speakers = sorted({u.speaker for u in utterances})
-    configs = {"decoded": spk_config(data, augmented=augmented, on_device=False),
-               "cached": spk_config(data, augmented=augmented, on_device=True)}
+    configs = {"decoded": spk_config(data, augmented=augmented, on_device=False, speeds=speeds),
+               "cached": spk_config(data, augmented=augmented, on_device=True, speeds=speeds)}
     batch = configs["cached"].data.batch_size
     rates = {"decoded": [], "cached": []}
     for name in ("decoded", "cached", "cached", "decoded"):
@@ -140,11 +141,11 @@ def spk_rates(data, cache, *, augmented: bool) -> tuple[float, float]:
     return max(rates["decoded"]), max(rates["cached"])
 
 
-def spk_config(data, *, augmented: bool, on_device: bool):
+def spk_config(data, *, augmented: bool, on_device: bool, speeds: str = "[]"):
     from dist_spk.config import load_config
 
     probabilities = ("0.5", "0.3") if augmented else ("0", "0")
-    overrides = [f"data.root={data}", "data.speed_perturb=[]", f"data.augment_on_device={on_device}",
+    overrides = [f"data.root={data}", f"data.speed_perturb={speeds}", f"data.augment_on_device={on_device}",
                  f"data.noise_probability={probabilities[0]}", f"data.reverb_probability={probabilities[1]}"]
     return load_config("spk", preset_name="cluster", overrides=overrides)
 
@@ -178,6 +179,8 @@ def main() -> None:
     seg_plain, seg_cached = seg_rates(root / "diar", caches["seg"][0], 0.0)
     spk_plain, spk_cached = spk_rates(root / "spk", caches["spk"][0], augmented=False)
     spk_augmented, spk_on_device = spk_rates(root / "spk", caches["spk"][0], augmented=True)
+    spk_speeds_plain, spk_speeds_cached = spk_rates(root / "spk", caches["spk"][0], augmented=False,
+                                                    speeds="[0.9,1.1]")
     model, augmentation = model_rate(root / "diar"), device_augmentation_rate(root / "diar")
     record("data_feed", {
         "seg_loader_speedup_vs_pyannote": round(seg_ours / seg_pyannote, 2), "goal": ">= 10",
@@ -191,6 +194,9 @@ def main() -> None:
         "spk_loader_speedup_with_augmentation": round(spk_on_device / spk_augmented, 2),
         "spk_crops_per_s_with_augmentation": {"decode_and_augment_in_loader": round(spk_augmented, 1),
                                               "cache_augment_on_device": round(spk_on_device, 1)},
+        "spk_loader_speedup_with_speed_perturbation": round(spk_speeds_cached / spk_speeds_plain, 2),
+        "spk_crops_per_s_with_speed_perturbation": {"per_crop_decode": round(spk_speeds_plain, 1),
+                                                    "cache": round(spk_speeds_cached, 1)},
         "spk_on_device_augmentation_crops_per_s_on_this_cpu": round(spk_device_augmentation_rate(root / "spk"), 1),
         "seg_model_chunks_per_s_on_this_cpu": round(model, 1),
         "assumed_gpu_chunks_per_s": GPU_CHUNKS_PER_S,

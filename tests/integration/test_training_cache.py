@@ -81,6 +81,15 @@ def test_speaker_crops_equal_the_per_file_decode(small_corpus, tmp_path):
         assert waves_b.dtype == torch.int16  # gathered from the cache; made float on the training device
         assert waves_b.shape == (len(batch), plain.crop) and torch.equal(waves_a, to_float(waves_b))
         assert torch.equal(labels_a, labels_b) and labels_a.tolist() == [plain.label(i) for i in batch]
+    # speed perturbation (the cluster preset's 0.9 and 1.1): gathered per speed and resampled a group at a time
+    config.speed_perturb = [0.9, 1.1]
+    plain, cached = TrainCrops(utterances, speakers, config, seed=3), TrainCrops(utterances, speakers, config, seed=3,
+                                                                                   cache=cache)
+    batch = list(range(len(plain)))[::-2]
+    assert {plain.speeds[item // len(utterances)] for item in batch} == {0.9, 1.0, 1.1}
+    (waves_a, labels_a), (waves_b, labels_b) = plain.__getitems__(batch), cached.__getitems__(batch)
+    assert waves_b.shape == (len(batch), plain.crop) and torch.equal(waves_a, waves_b)
+    assert torch.equal(labels_a, labels_b)
     for (i, a), (j, b) in zip(EvalUtterances(utterances), EvalUtterances(utterances, cache=cache), strict=True):
         assert i == j and torch.equal(a, b)
 

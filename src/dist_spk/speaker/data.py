@@ -7,6 +7,8 @@ directory, so workers on any node read the same lists.
 from __future__ import annotations
 
 import json
+import math
+from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -103,35 +105,53 @@ class TrainCrops(Dataset):
         dataset has it; the batch is already collated (use :func:`collated` as the loader's ``collate_fn``). Crops
         all gathered from the cache come as int16 (converted on the training device: ``training_cache.to_float``).
 
-        One random generator per batch draws every crop's position; with a training cache, the crops at speed 1 that
-        fit in their utterance are gathered from the memory map in one indexing step (no per-crop Python), the rest
-        are read one by one. The same positions either way, so a cached run sees the same crops as a decoding one.
+        One random generator per batch draws every crop's position; with a training cache, the crops that fit in
+        their utterance are gathered from the memory map in one indexing step per speed (no per-crop Python), the
+        rest are read one by one. Crops of one speed and length are then resampled together (speed perturbation),
+        so a cached run sees the same crops, bit for bit, as a decoding one.
         """
         rng = np.random.default_rng([self.seed, items[0], len(items), self.calls])
         self.calls += 1
-        rows = [self._crop_plan(item, position) for item, position in zip(items, rng.random(len(items)), strict=True)]
-        spans = [self.cache.span(plan.path, plan.start, self.crop) if self.cache is not None and plan.speed == 1.0
-                 and plan.fits else None for plan in rows]
-        gathered = [row for row, first in enumerate(spans) if first is not None]
+        plans = [self._crop_plan(item, position) for item, position in zip(items, rng.random(len(items)), strict=True)]
+        spans = [self.cache.span(plan.path, plan.start, _samples(plan)) if self.cache is not None and plan.fits
+                 else None for plan in plans]
         labels = torch.tensor([self.label(item) for item in items])
         augment = self.augment if self.augment is not None and self.augment.active else None
-        if len(gathered) == len(items) and augment is None:  # the usual case with a cache
+        if augment is None and all(first is not None and plan.speed == 1.0
+                                   for plan, first in zip(plans, spans, strict=True)):  # the usual case with a cache
             return torch.from_numpy(self.cache.gather(np.array(spans), self.crop)), labels  # int16, see to_float
+        read = self._read(plans, spans)
+        groups: dict[tuple[float, int], list[int]] = defaultdict(list)  # rows resampled together
+        for row, plan in enumerate(plans):
+            groups[plan.speed, len(read[row])].append(row)
         waves = torch.empty(len(items), self.crop)
-        if gathered:
-            block = self.cache.gather(np.array([spans[row] for row in gathered]), self.crop)
-            waves[gathered] = to_float(torch.from_numpy(block))
-        for row in sorted(set(range(len(items))) - set(gathered)):
-            waves[row] = torch.from_numpy(self._read_crop(rows[row]))
+        for (speed, _), rows in groups.items():
+            waves[rows] = self._at_speed(torch.stack([read[row] for row in rows]), speed)
         return (waves if augment is None else augment(waves, rng)), labels
 
-    def _read_crop(self, plan: CropPlan) -> np.ndarray:
-        """One crop read on its own (not cached, another speed, or a short utterance), ``self.crop`` samples."""
-        audio = read_cached(self.cache, plan.path, start=plan.start, seconds=plan.seconds)
-        if plan.speed != 1.0:  # play it back faster/slower: resample as if recorded at rate * speed
-            audio = torchaudio.functional.resample(torch.from_numpy(audio), int(SAMPLE_RATE * plan.speed),
-                                                   SAMPLE_RATE).numpy()
-        return fit_length(audio, self.crop)
+    def _read(self, plans: list[CropPlan], spans: list[int | None]) -> list[torch.Tensor]:
+        """Each crop's samples before its speed change (float): gathered from the cache, one block per speed, where
+        ``spans`` has a position; else read on their own."""
+        read: list[torch.Tensor | None] = [None] * len(plans)
+        for speed in {plan.speed for plan, first in zip(plans, spans, strict=True) if first is not None}:
+            rows = [row for row, first in enumerate(spans) if first is not None and plans[row].speed == speed]
+            block = self.cache.gather(np.array([spans[row] for row in rows]), _samples(plans[rows[0]]))
+            for row, samples in zip(rows, to_float(torch.from_numpy(block)), strict=True):
+                read[row] = samples
+        for row, plan in enumerate(plans):
+            if read[row] is None:
+                read[row] = torch.from_numpy(read_cached(self.cache, plan.path, start=plan.start,
+                                                         seconds=plan.seconds))
+        return read
+
+    def _at_speed(self, block: torch.Tensor, speed: float) -> torch.Tensor:
+        """(K, n) crops read at ``speed``, played back faster/slower (resampled as if recorded at rate * speed), then
+        cut or repeated end to end to ``self.crop`` samples."""
+        if speed != 1.0:
+            block = torchaudio.functional.resample(block, int(SAMPLE_RATE * speed), SAMPLE_RATE)
+        if block.shape[1] == 0:
+            return torch.zeros(len(block), self.crop)
+        return block.repeat(1, math.ceil(self.crop / block.shape[1]))[:, : self.crop]
 
     def _crop_plan(self, item: int, position: float) -> CropPlan:
         """Item's crop at ``position`` in [0, 1) of the room its utterance leaves."""
@@ -147,6 +167,11 @@ class TrainCrops(Dataset):
         if utterance.duration is not None:
             return utterance.duration * SAMPLE_RATE
         return (self._file_seconds(utterance.path) - utterance.start) * SAMPLE_RATE
+
+
+def _samples(plan: CropPlan) -> int:
+    """The samples a crop reads (as :meth:`TrainingCache.read` rounds its seconds)."""
+    return int(round(plan.seconds * SAMPLE_RATE))
 
 
 def collated(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
