@@ -78,6 +78,14 @@ def probe(path: str | Path) -> AudioInfo:
     return info
 
 
+def augmentation_files(data) -> tuple[list[Path], list[Path]]:
+    """The speaker task's noise and room-response recordings (``data.noise_dir``, ``data.rir_dir`` of a
+    SpkDataConfig), each only when its probability is above 0; a ConfigError naming the key when a folder has none."""
+    noises = audio_files(data.noise_dir, "data.noise_dir") if data.noise_dir and data.noise_probability > 0 else []
+    rirs = audio_files(data.rir_dir, "data.rir_dir") if data.rir_dir and data.reverb_probability > 0 else []
+    return noises, rirs
+
+
 def audio_files(folder: str, key: str) -> list[Path]:
     """Audio files under ``folder``, or one :class:`ConfigError` naming the config key."""
     root = Path(folder).expanduser()

@@ -110,22 +110,13 @@ def _trials_path(config, manifest) -> Path | None:
 
 def check_speaker_data(config) -> None:
     """Check the augmentation folders, decode every utterance and check the trial list; refuse on any error."""
+    from dist_spk.data.audio import augmentation_files
     from dist_spk.data.speakers import check_speakers
 
-    _check_augmentation_folders(config.data)
+    augmentation_files(config.data)  # data.noise_dir, data.rir_dir: one error naming the key, before any worker
     manifest = _speaker_manifest(config)
     result = check_speakers(manifest, trials_path=_trials_path(config, manifest))
     _refuse([p for p in result.problems if p.severity == "error"])
-
-
-def _check_augmentation_folders(data) -> None:
-    """``data.noise_dir`` and ``data.rir_dir``, when used, hold audio (a ConfigError naming the key otherwise)."""
-    from dist_spk.data.audio import audio_files
-
-    for folder, probability, key in ((data.noise_dir, data.noise_probability, "data.noise_dir"),
-                                     (data.rir_dir, data.reverb_probability, "data.rir_dir")):
-        if folder and probability > 0:
-            audio_files(folder, key)
 
 
 def prepare_speaker(config, run_dir: Path) -> dict[str, Any]:

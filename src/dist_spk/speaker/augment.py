@@ -18,7 +18,7 @@ import torch
 import torchaudio
 
 from dist_spk.config.tasks import SpkDataConfig
-from dist_spk.data.audio import audio_files
+from dist_spk.data.audio import augmentation_files
 from dist_spk.speaker.waves import SAMPLE_RATE, fit_length, read_audio
 
 SNR_DB = (5.0, 20.0)  # noise is mixed at a signal-to-noise ratio drawn uniformly from this range
@@ -64,8 +64,7 @@ class CropAugment:
     def __init__(self, config: SpkDataConfig, *, seed: int = 0):
         self.noise_p = config.noise_probability
         self.reverb_p = config.reverb_probability
-        self.noises = audio_files(config.noise_dir, "data.noise_dir") if config.noise_dir and self.noise_p > 0 else []
-        self.rirs = audio_files(config.rir_dir, "data.rir_dir") if config.rir_dir and self.reverb_p > 0 else []
+        self.noises, self.rirs = augmentation_files(config)
         self.seed = seed
         self.calls = 0
         self._seconds: dict[Path, float] = {}  # each noise file's duration, read once
