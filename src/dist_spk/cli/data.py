@@ -139,7 +139,7 @@ def data_prepare(
     out = storage.normalize(out) if storage.is_remote(out) else str(Path(out))
     nodes = prepare_cache(sources, out, engine=engine)
     if storage.is_remote(out):
-        check_stored_cache(out, sources=sources)
+        check_stored_cache(out)  # the upload is complete; freshness is checked once, on this node's copy below
     cache = open_cache(local_cache(out), sources=sources)  # a stored cache: this node's copy, prepared here
     hours = cache.samples / 16000 / 3600
     where = ("in this process" if "local" in nodes else

@@ -50,6 +50,15 @@ def connect_ray() -> None:
         ray.init(address=address, log_to_driver=True)
 
 
+def check_cache_storage(cache: str | None) -> None:
+    """A training cache every worker reads: a folder must be on storage every node sees (probed beside it); one on
+    an object store is fetched by each node (data/stored_cache.py)."""
+    from dist_spk.runs import storage
+
+    if cache and not storage.is_remote(cache):
+        check_shared_storage(Path(cache).parent)
+
+
 def check_shared_storage(path: Path) -> None:
     """On a multi-node cluster, every node must see ``path`` (checkpoints, caches, run directories).
 
@@ -208,9 +217,7 @@ def run_ray_train(payload: dict[str, Any], trainer: TrainerConfig, *, storage_lo
     connect_ray()
     if not storage.is_remote(storage_location):
         check_shared_storage(Path(storage_location))
-    cache = payload.get("training_cache")
-    if cache and not storage.is_remote(cache):  # read by every worker: on storage every node sees (probed beside it)
-        check_shared_storage(Path(cache).parent)
+    check_cache_storage(payload.get("training_cache"))
     try:
         result = torch_trainer(payload, trainer, storage_location=storage_location, name=name,
                                objective=objective).fit()

@@ -32,7 +32,7 @@ from dist_spk.config.tasks import TrainerConfig
 from dist_spk.console import internals_to
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.launch.capacity import DRIVER_CPUS, plan_concurrency, read_cluster_capacity, worker_bundle
-from dist_spk.launch.ray_train import check_gpu_workers, check_shared_storage
+from dist_spk.launch.ray_train import check_cache_storage, check_gpu_workers, check_shared_storage
 from dist_spk.launch.run import CHECKS, OBJECTIVES, PREPARES
 from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_output
 from dist_spk.runs import storage
@@ -331,9 +331,7 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
         storage.upload(mirror, exp, skip=(*storage.HEAVY, "trials", "wandb"))
     else:
         check_shared_storage(mirror)
-    cache = extras.get("training_cache")
-    if cache and not storage.is_remote(cache):  # read by every trial's workers: on storage every node sees
-        check_shared_storage(Path(cache).parent)
+    check_cache_storage(extras.get("training_cache"))
     # in process, a trial holds its worker's resources itself (the same total: concurrency is planned the same way)
     resources = {"cpu": DRIVER_CPUS}
     if in_process:
