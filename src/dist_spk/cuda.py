@@ -104,3 +104,27 @@ def require_cuda(use_gpu: bool) -> None:
     if torch.cuda.is_available():  # the usual case: no report (nvidia-smi) needed
         return
     raise unusable("here", [cuda_report()])
+
+
+DEVICES = ("auto", "cpu", "cuda")  # and cuda:N
+
+
+def resolve_device(device: str) -> str:
+    """``--device`` for inference: ``auto`` is the first GPU when this process has one, else the CPU; ``cuda``
+    (or ``cuda:N``) without a usable GPU is one clear error (never a silent CPU run)."""
+    import torch
+
+    name = device.strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if not re.fullmatch(r"cuda(:\d+)?", name):
+        raise DistSpkError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise DistSpkError(f"--device {device}: CUDA is not usable here ({explain(cuda_report())}); use --device "
+                           "auto or cpu")
+    index = int(name.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise DistSpkError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return name

@@ -11,7 +11,7 @@ import torch
 from dist_spk.errors import DistSpkError
 from dist_spk.launch.run import run_training
 from dist_spk.runs.run_dir import read_metrics
-from dist_spk.speaker.inference import evaluate_speaker, export_torchscript, load_speaker_module
+from dist_spk.speaker.inference import evaluate_speaker, load_speaker_module
 from dist_spk.speaker.module import SPK_METRICS
 from tests.conftest import local_config
 
@@ -40,17 +40,6 @@ def test_evaluate_matches_training_and_as_norm_runs(spk_run, small_corpus):
     assert metrics["eer"] == pytest.approx(summary["best"]["eer"], abs=1e-6)
     listed = (small_corpus / "spk" / "trials.txt").read_text().splitlines()
     assert metrics["trials"] == len(listed) and 0 <= metrics["eer_asnorm"] < 0.5
-
-
-def test_torchscript_export_gives_the_same_embeddings(spk_run, tmp_path):
-    path = export_torchscript(spk_run[0], tmp_path / "encoder.ts")
-    scripted = torch.jit.load(str(path))
-    module = load_speaker_module(spk_run[0])
-    for samples in (12000, 40000):
-        wave = torch.randn(1, samples)
-        with torch.inference_mode():
-            assert torch.allclose(scripted(wave, torch.tensor([samples])), module(wave, torch.tensor([samples])),
-                                  atol=1e-5)
 
 
 def test_resume_continues_and_wrong_checkpoints_are_refused(spk_run, small_corpus, tmp_path):

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from dist_spk.cli import configs, data, demo, doctor, evaluate, report, train, tune  # noqa: F401  (registers them)
+from dist_spk.cli import configs, data, demo, diarize, doctor, evaluate, report, train, tune  # noqa: F401 (registers)
 from dist_spk.cli.app import app
 from dist_spk.errors import DistSpkError
 

@@ -69,6 +69,7 @@ Checkpoint = Annotated[str, typer.Option(help="A checkpoint file, a run director
                                          "EXP/best; a path or an object-store URI.")]
 Workers = Annotated[int | None, typer.Option(help="Ray Train workers (DDP); 0 = plain Lightning in this process. "
                                             "Default: the preset's.")]
+Device = Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
 
 

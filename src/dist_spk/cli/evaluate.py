@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dist_spk.cli.app import Checkpoint, DataRoot, app, evaluate_app, export_app
+from dist_spk.cli.app import Checkpoint, DataRoot, Device, app, evaluate_app, export_app
 from dist_spk.errors import DistSpkError
 
 
@@ -56,11 +56,14 @@ def evaluate_spk(
     clustering: Annotated[str, typer.Option(help="agglomerative, hdbscan or bisecting_kmeans (for ari, nmi, "
                                             "fmi).")] = "agglomerative",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the metrics as JSON.")] = None,
+    device: Device = "auto",
 ) -> None:
     """EER, minDCF (p 0.01 and 0.05), clustering ARI/NMI/FMI on a trial list; AS-norm figures with --asnorm."""
+    from dist_spk.cuda import resolve_device
     from dist_spk.speaker.inference import evaluate_speaker
 
-    metrics = evaluate_speaker(checkpoint, data, trials, format=format, asnorm_cohort=asnorm, clustering=clustering)
+    metrics = evaluate_speaker(checkpoint, data, trials, format=format, asnorm_cohort=asnorm, clustering=clustering,
+                               device=resolve_device(device))
     _print_metrics(f"{checkpoint} on {trials}", metrics, out)
 
 
@@ -77,26 +80,42 @@ def evaluate_pipeline_command(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the report as JSON.")] = None,
     rttm_dir: Annotated[Path | None, typer.Option(help="Folder for one RTTM per file (default: next to --out, "
                                                   "else ./rttm).")] = None,
-    clustering: Annotated[str, typer.Option(help="agglomerative (pyannote's), hdbscan or bisecting_kmeans.")]
-    = "agglomerative",
+    clustering: Annotated[str, typer.Option(help="agglomerative (pyannote's), vbx (pyannote's, with --plda), "
+                                            "hdbscan or bisecting_kmeans.")] = "agglomerative",
+    plda: Annotated[Path | None, typer.Option(help="With --clustering vbx: a PLDA fitted to the encoder "
+                                              "(dist-spk train plda).")] = None,
+    export: Annotated[Path | None, typer.Option(help="Write the final (tuned, else default) pipeline here as a folder "
+                                                "pyannote.audio's Pipeline.from_pretrained loads, with a model "
+                                                "card.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in --export.")] = False,
+    device: Device = "auto",
 ) -> None:
-    """Full diarization with our two models: DER (collar 0 and ±0.25 s), per-file table, RTTMs."""
+    """Full diarization with our two models: DER (collar 0 and ±0.25 s), per-file table, RTTMs; --export ships it."""
     import json
 
     from dist_spk.console import Stages, internals_to
+    from dist_spk.cuda import resolve_device
+    from dist_spk.pipeline.diarization import check_clustering
     from dist_spk.pipeline.evaluate import SAMPLE, evaluate_pipeline, print_report
 
     if data != SAMPLE and not Path(data).exists():
         raise DistSpkError(f"--data {data}: no such dataset (or use {SAMPLE})")
     if iterations < 1:
         raise DistSpkError("--iterations must be at least 1")
+    check_clustering(clustering, plda)
+    if export is not None:
+        from dist_spk.pipeline.export import check_export_target
+
+        check_export_target(export, force=force)
+    device = resolve_device(device)
     if rttm_dir is None:
         rttm_dir = out.with_suffix("").with_name(out.stem + "_rttm") if out else Path("rttm")
     stages = Stages("evaluate pipeline", 3 if tune_on else 1)
     with internals_to((out.parent if out else rttm_dir.parent) / "logs" / "evaluate-pipeline.log") as log:
         report = evaluate_pipeline(segmentation, embedding, data if data == SAMPLE else Path(data), split=split,
                                    tune_on=tune_on, iterations=iterations, protocol=protocol, rttm_dir=rttm_dir,
-                                   clustering=clustering, stages=stages)
+                                   clustering=clustering, plda=plda, device=device, export=export, force=force,
+                                   stages=stages)
     print_report(report)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -108,9 +127,13 @@ def evaluate_pipeline_command(
                ("  confusion / false alarm / miss",
                 f"{final['confusion']:.1%} / {final['false_alarm']:.1%} / {final['miss']:.1%}",
                 f"{report['baselines']['one_speaker_whole_file']['collar_0']['der']:.1%} (one speaker, whole file)")]
-    stages.summary("pipeline evaluated", figures=figures, produced=[
-        ("RTTMs", f"{rttm_dir}/"), *([("report", str(out))] if out else []), ("logs", str(log.path))],
-        next_steps=[] if tune_on else ["--tune-on dev tunes the pipeline's parameters first"])
+    produced = [("RTTMs", f"{rttm_dir}/"), *([("report", str(out))] if out else []), ("logs", str(log.path))]
+    next_steps = [] if tune_on else ["--tune-on dev tunes the pipeline's parameters first"]
+    if export is not None:
+        produced.insert(0, ("pipeline", f"{export}/ (config.yaml, segmentation/, embedding/, plda/, README.md)"))
+        next_steps += [f"dist-spk diarize AUDIO... --pipeline {export} --out rttm/",
+                       f'python -c "from pyannote.audio import Pipeline; Pipeline.from_pretrained(\'{export}\')"']
+    stages.summary("pipeline evaluated", figures=figures, produced=produced, next_steps=next_steps)
 
 
 @app.command("embed")
@@ -119,29 +142,43 @@ def embed(
     audio: Annotated[list[Path], typer.Argument(help="Audio files to embed.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="NumPy .npz: one array per input file.")] = Path(
         "embeddings.npz"),
+    device: Device = "auto",
+    batch_size: Annotated[int, typer.Option(help="Files per forward pass (zero-padded; padding never changes an "
+                                            "embedding).")] = 32,
 ) -> None:
     """Write speaker embeddings of audio files (whole files, 16 kHz after resampling)."""
     import numpy as np
 
+    from dist_spk.cuda import resolve_device
     from dist_spk.data.speakers import Utterance
     from dist_spk.speaker.inference import embed_utterances, load_speaker_module
 
     missing = [str(p) for p in audio if not p.is_file()]
     if missing:
         raise DistSpkError(f"no such audio file: {', '.join(missing)}")
-    module = load_speaker_module(checkpoint)
+    if batch_size < 1:
+        raise DistSpkError(f"--batch-size must be at least 1, got {batch_size}")
+    device = resolve_device(device)
+    module = load_speaker_module(checkpoint, device=device)
     utterances = [Utterance(str(p), p, "?") for p in audio]
-    embeddings = embed_utterances(module, utterances, max_seconds=float("inf"))
+    embeddings = embed_utterances(module, utterances, max_seconds=float("inf"), batch_size=batch_size,
+                                  show_progress=True)
     np.savez(out, **{str(p): e for p, e in zip(audio, embeddings, strict=True)})
     typer.echo(f"wrote {out}: {len(audio)} embeddings of size {embeddings.shape[1]}")
 
 
 @export_app.command("spk")
 def export_spk(
-    checkpoint: Annotated[Path, typer.Option(help="A speaker-encoder checkpoint or run directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="TorchScript file to write.")] = Path("encoder.ts"),
+    checkpoint: Annotated[str, typer.Option(help="A speaker-encoder checkpoint, run directory or EXP/best.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The file (onnx, torchscript) or folder (pyannote) to "
+                                      "write.")] = Path("encoder.ts"),
+    format: Annotated[str, typer.Option(help="onnx, torchscript or pyannote (a folder Model.from_pretrained "
+                                        "loads).")] = "torchscript",
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export at --out.")] = False,
 ) -> None:
-    """Export the encoder to TorchScript: torch.jit.load(out)(wave (1, N), torch.tensor([N])) -> (1, emb)."""
-    from dist_spk.speaker.inference import export_torchscript
+    """Export the encoder: (waves (B, N), lengths (B,)) -> (B, E), checked against the checkpoint; with a card."""
+    from dist_spk.speaker.export import card_path, export_encoder
 
-    typer.echo(f"wrote {export_torchscript(checkpoint, out)}")
+    path, error = export_encoder(checkpoint, out, format=format, force=force)
+    typer.echo(f"wrote {path} ({format}; largest relative error against the checkpoint on a ragged batch "
+               f"{error:.1e}) and its model card {card_path(path, format)}")

@@ -11,6 +11,7 @@ from dist_spk.cli.app import (
     WANDB_ARGS,
     ConfigFile,
     DataRoot,
+    Device,
     Out,
     Overrides,
     Preset,
@@ -114,3 +115,42 @@ def train_best(
     typer.echo(f"[train best] {task} with {best}: {resolved.trainer.epochs} epochs, "
                f"{resolved.trainer.workers} worker(s)")
     _train(task, resolved, out, resume, (OBJECTIVES[task],))
+
+
+@train_app.command("plda")
+def train_plda(
+    embedding: Annotated[str, typer.Option(help="The speaker encoder: a checkpoint, run directory or EXP/best.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Speaker dataset (VoxCeleb or Kaldi folder, CSV, or a "
+                                       "seed-layout diarization dataset): its speakers are embedded.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for xvec_transform.npz, plda.npz, plda.json "
+                                      "and README.md.")],
+    format: Annotated[str, typer.Option(help="auto, voxceleb, kaldi, csv or diarization.")] = "auto",
+    per_speaker: Annotated[int, typer.Option(help="Utterances embedded per speaker (at most).")] = 20,
+    max_seconds: Annotated[float, typer.Option(help="Seconds of each utterance embedded (diarization chunks are "
+                                               "a few seconds).")] = 10.0,
+    lda_dimension: Annotated[int, typer.Option(help="LDA dimensions kept (at most; also below the speaker "
+                                               "count).")] = 128,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier PLDA in --out.")] = False,
+    device: Device = "auto",
+) -> None:
+    """Fit an LDA + PLDA on the encoder's embeddings, for VBx clustering (evaluate pipeline --clustering vbx)."""
+    import math
+
+    from dist_spk.cuda import resolve_device
+    from dist_spk.errors import DistSpkError
+    from dist_spk.pipeline.plda import PLDA_FILE, fit_encoder_plda
+
+    if per_speaker < 2 or lda_dimension < 1 or not (math.isfinite(max_seconds) and max_seconds > 0):
+        raise DistSpkError("--per-speaker must be at least 2, --lda-dimension at least 1 and --max-seconds a "
+                           "positive number")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise DistSpkError(f"--out {out} is not empty; choose another folder or pass --force to replace an "
+                               "earlier PLDA")
+        if not (out / PLDA_FILE).is_file():
+            raise DistSpkError(f"--out {out}: not an earlier PLDA (no {PLDA_FILE}), not replaced")
+    about = fit_encoder_plda(embedding, data, out, format=format, per_speaker=per_speaker, max_seconds=max_seconds,
+                             device=resolve_device(device), lda_dimension=lda_dimension)
+    typer.echo(f"wrote {out}: LDA {about['embedding_dimension']} -> {about['lda_dimension']} dimensions and a PLDA, "
+               f"from {about['utterances']} utterances of {about['speakers']} speakers")
+    typer.echo(f"next: dist-spk evaluate pipeline ... --embedding {embedding} --clustering vbx --plda {out}")

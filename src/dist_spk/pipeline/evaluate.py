@@ -120,12 +120,16 @@ def write_rttms(results: list[tuple[dict, Any]], folder: Path) -> None:
 
 def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str | Path, *, split: str = "test",
                       tune_on: str | None = None, iterations: int = 100, protocol: str = "", seed: int = 0,
-                      rttm_dir: Path | None = None, clustering: str = "agglomerative", stages=None) -> dict[str, Any]:
+                      rttm_dir: Path | None = None, clustering: str = "agglomerative", plda: str | Path | None = None,
+                      device: str = "cpu", export: Path | None = None, force: bool = False,
+                      stages=None) -> dict[str, Any]:
     """Diarize ``split`` with the untuned defaults and, after tuning on ``tune_on``, with the tuned parameters.
 
     Returns a JSON-ready dict: ``default`` (params, DER report), ``tuned`` (params, DER report, the
     tuning objective per iteration) when ``tune_on`` is given, and ``final`` naming which of them the
     RTTMs in ``rttm_dir`` hold. ``stages`` (a :class:`dist_spk.console.Stages`) numbers the steps on the console.
+    With ``export``, the final pipeline is written there as a folder pyannote loads (:mod:`dist_spk.pipeline.export`,
+    checked before anything runs).
     """
     import contextlib
 
@@ -134,12 +138,17 @@ def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str
     def stage(title: str):
         return stages.stage(title) if stages is not None else contextlib.nullcontext()
 
+    if export is not None:
+        from dist_spk.pipeline.export import check_export_target
+
+        check_export_target(export, force=force)
     files = pipeline_files(data, split, protocol=protocol)
     tuning_files = pipeline_files(data, tune_on, protocol=protocol) if tune_on else []
     started = time.perf_counter()
-    pipeline = build_pipeline(segmentation, embedding, clustering=clustering)
+    pipeline = build_pipeline(segmentation, embedding, clustering=clustering, plda=plda, device=device)
     report: dict[str, Any] = {"data": str(data), "split": split, "segmentation": str(segmentation),
                               "embedding": str(embedding), "clustering": clustering,
+                              "plda": str(plda) if plda is not None else None, "device": device,
                               "baselines": baseline_reports(files)}
     with stage(f"diarizing {len(files)} {split} file(s) with the default parameters"):
         default_results = diarize(pipeline, files, desc=f"diarizing {split} (default params)")
@@ -159,6 +168,12 @@ def evaluate_pipeline(segmentation: str | Path, embedding: str | Path, data: str
         write_rttms(final, rttm_dir)
         report["rttm_dir"] = str(rttm_dir)
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if export is not None:
+        from dist_spk.pipeline.export import export_pipeline, pipeline_card
+
+        report["export"] = str(export)
+        export_pipeline(pipeline, export, clustering=clustering, params=report[report["final"]]["params"], plda=plda,
+                        card=pipeline_card(report, export, plda=plda), force=force)
     return report
 
 

@@ -22,8 +22,8 @@ from dist_spk.speaker.metrics import as_norm, cosine_scores, eer, min_dcf
 from dist_spk.speaker.module import SpeakerModule, verification_metrics
 
 
-def load_speaker_module(checkpoint: str | Path) -> SpeakerModule:
-    """A trained SpeakerModule from a checkpoint file or run directory, in eval mode on the CPU.
+def load_speaker_module(checkpoint: str | Path, *, device: str = "cpu") -> SpeakerModule:
+    """A trained SpeakerModule from a checkpoint file or run directory, in eval mode on ``device``.
 
     Loaded with ``weights_only=True``: a checkpoint cannot run code. A checkpoint of another task,
     or a damaged file, is one clear error.
@@ -37,31 +37,39 @@ def load_speaker_module(checkpoint: str | Path) -> SpeakerModule:
     hparams = payload["hyper_parameters"]
     module = SpeakerModule(hparams["config"], hparams["num_classes"])
     module.load_state_dict(payload["state_dict"])
-    return module.eval()
+    return module.eval().to(device)
 
 
 @torch.inference_mode()
-def embed_utterances(module: SpeakerModule, utterances: list[Utterance], *, batch_size: int = 8,
-                     max_seconds: float = 20.0) -> np.ndarray:
-    """(N, emb_size) embeddings, in the order of ``utterances``."""
+def embed_utterances(module: SpeakerModule, utterances: list[Utterance], *, batch_size: int = 32,
+                     max_seconds: float = 20.0, device: str | None = None, show_progress: bool = False
+                     ) -> np.ndarray:
+    """(N, emb_size) embeddings, in the order of ``utterances``, ``batch_size`` zero-padded utterances per forward
+    pass on ``device`` (default: where ``module`` is). The encoder masks padding, so an utterance's embedding does
+    not depend on its batch."""
+    from tqdm.auto import tqdm
+
+    device = device or str(next(module.parameters()).device)
+    module = module.to(device)
     loader = DataLoader(EvalUtterances(utterances, max_seconds=max_seconds), batch_size=batch_size,
                         collate_fn=pad_batch)
     embeddings = np.zeros((len(utterances), module.config.model.emb_size), dtype=np.float32)
-    for indices, waves, lengths in loader:
-        embeddings[indices.numpy()] = module(waves, lengths).numpy()
+    for indices, waves, lengths in tqdm(loader, desc="embedding", unit="batch", leave=False,
+                                        disable=None if show_progress else True):
+        embeddings[indices.numpy()] = module(waves.to(device), lengths.to(device)).float().cpu().numpy()
     return embeddings
 
 
 def evaluate_speaker(checkpoint: str | Path, data: str | Path, trials: str | Path, *, format: str = "auto",
-                     asnorm_cohort: int = 0, asnorm_top_k: int = 100, clustering: str = "agglomerative"
-                     ) -> dict[str, float]:
+                     asnorm_cohort: int = 0, asnorm_top_k: int = 100, clustering: str = "agglomerative",
+                     device: str = "cpu") -> dict[str, float]:
     """EER, minDCF (0.01, 0.05), and ``clustering``'s ARI, NMI and FMI on a trial list; with a cohort, AS-norm
     figures too.
 
     The AS-norm cohort is the mean embedding of up to ``asnorm_cohort`` speakers absent from the
     trials (three utterances each).
     """
-    module = load_speaker_module(checkpoint)
+    module = load_speaker_module(checkpoint, device=device)
     manifest = load_speakers(data, format=format)
     trials_path = Path(trials)
     if not trials_path.is_file():
@@ -106,28 +114,11 @@ def _cohort(module: SpeakerModule, manifest, excluded: set[str], count: int) -> 
 
 
 class _Exportable(nn.Module):
-    """The encoder alone (no head): ``(wave (B, N), lengths (B,)) -> (B, emb_size)``."""
+    """The encoder alone (no head): ``(waves (B, N), lengths (B,)) -> (B, emb_size)``."""
 
     def __init__(self, module: SpeakerModule):
         super().__init__()
         self.encoder = module.encoder
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.encoder(wave, lengths)
-
-
-def export_torchscript(checkpoint: str | Path, out: str | Path) -> Path:
-    """Trace the encoder to TorchScript, for one utterance at a time (any length).
-
-    ``torch.jit.load(out)(wave (1, N), torch.tensor([N])) -> (1, emb_size)`` runs without dist_spk,
-    speechbrain or Lightning. The batch is fixed at 1 because speechbrain's pooling bakes the traced
-    batch size into its mask.
-    """
-    module = load_speaker_module(checkpoint)
-    example = (torch.randn(1, 32000), torch.tensor([32000]))
-    with torch.inference_mode():
-        traced = torch.jit.trace(_Exportable(module).eval(), example, check_trace=False)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    traced.save(str(out))
-    return out
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.encoder(waves, lengths)
