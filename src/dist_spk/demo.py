@@ -52,8 +52,9 @@ def run_demo(stages, out: Path, *, size: str, seed: int, echo: Callable[[str], N
         spk = evaluate_speaker(spk_best / "checkpoint.ckpt", corpus / "spk", corpus / "spk" / "trials.txt")
         (spk_best / "test_metrics.json").write_text(json.dumps(spk, indent=1))
     with stages.stage("the two best models as one diarization pipeline: tuned on dev, scored on test"):
+        # the demo owns OUT/pipeline: an earlier run's export there is replaced
         pipeline = evaluate_pipeline(seg_best, spk_best, corpus / "diar", split="test", tune_on="dev", iterations=50,
-                                     rttm_dir=out / "pipeline" / "rttm")
+                                     rttm_dir=out / "pipeline" / "rttm", export=out / "pipeline", force=True)
         (out / "pipeline" / "report.json").write_text(json.dumps(pipeline, indent=1))
     oracle = f"{pipeline['baselines']['one_speaker_oracle_speech']['collar_0']['der']:.1%} (one speaker, oracle speech)"
     tuned = pipeline["tuned"]["overall"]["collar_0"]
@@ -68,9 +69,12 @@ def run_demo(stages, out: Path, *, size: str, seed: int, echo: Callable[[str], N
     ], produced=[
         ("searches", f"{out / 'tune-seg'}, {out / 'tune-spk'} (summary.csv, plots/, optuna.journal)"),
         ("best models", f"{seg_best}, {spk_best}"),
-        ("pipeline", f"{out / 'pipeline' / 'report.json'}, RTTMs in {out / 'pipeline' / 'rttm'}"),
+        ("pipeline", f"{out / 'pipeline'} (pyannote pipeline folder + README.md model card; report.json, rttm/)"),
         ("logs", f"{out / 'logs'}, {out / 'tune-seg' / 'logs'}, {out / 'tune-spk' / 'logs'}"),
     ], next_steps=[
+        f"dist-spk diarize YOUR_AUDIO --pipeline {out / 'pipeline'} --out rttm/   (new audio, no reference needed)",
+        f"python -c \"from pyannote.audio import Pipeline; p = Pipeline.from_pretrained('{out / 'pipeline'}'); "
+        "print(p('meeting.wav').speaker_diarization)\"",
         f"dist-spk report {out / 'tune-seg'}   (tables and plots of a search)",
         f"optuna-dashboard {out / 'tune-seg' / 'optuna.journal'}",
         "dist-spk tune seg --data YOUR_DATA --out EXP --preset cluster   (on your data; README: cluster)",

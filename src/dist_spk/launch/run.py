@@ -16,6 +16,7 @@ from dist_spk.data.problems import format_problems
 from dist_spk.errors import DataError, DistSpkError
 from dist_spk.launch.ray_train import check_ray_run, run_ray_train
 from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_output
+from dist_spk.pipeline.model_folder import link_model_file
 from dist_spk.runs import storage
 from dist_spk.runs.checkpoints import check_checkpoint
 from dist_spk.runs.payload import worker_payload
@@ -200,6 +201,8 @@ def run_training(task: str, config, *, out: str | Path, resume: bool = False,
             storage.check_writable(location)
         check_ray_run(config.trainer)
     resume_from = prepare_run_dir(location, resume=resume)
+    if task == "seg" and not remote:  # RUN/checkpoints is a pyannote model folder: Model.from_pretrained(it)
+        link_model_file(Path(location) / "checkpoints")
     if resume_from is not None:
         check_checkpoint(resolve_checkpoint(resume_from)[0], task)
     save_config(config, mirror)

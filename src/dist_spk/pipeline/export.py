@@ -158,7 +158,7 @@ def pipeline_card(report: dict[str, Any], out: Path, *, plda: str | Path | None)
         "optimal speaker mapping, overlapped speech scored, no forgiveness collar (last column: ±0.25 s):", "",
         markdown_table(rows, ("", "DER", "confusion", "false alarm", "miss", "DER ±0.25 s")), "",
         f"Parameters ({tuning}):", "", "```yaml", yaml.safe_dump(_plain(final["params"]), sort_keys=True).rstrip(),
-        "```", "", "## Where it came from", "", *sources]
+        "```", "", "## Where it came from", "", "\n\n".join(sources)]
     summary = (f"A speaker-diarization pipeline (pyannote.audio {metadata.version('pyannote.audio')}'s "
                f"SpeakerDiarization) with a fine-tuned PyanNet segmentation model, a dist_spk speaker encoder and "
                f"{report['clustering']} clustering, {tuning}.")

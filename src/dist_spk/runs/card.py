@@ -129,7 +129,7 @@ def provenance_section(title: str, source: Provenance, *, fingerprint: bool = Tr
 def render_card(title: str, summary: str, sections: list[str], usage: str, *, language: str = "python") -> str:
     """A model card: title, one paragraph, the sections, how to use it (a ``language`` code block), versions."""
     stamp = markdown_table([(name, version) for name, version in versions().items()], ("package", "version"))
-    body = [f"# {title}", "", summary, "", *[s + "\n" for s in sections], "## Use it", "", f"```{language}",
+    body = [f"# {title}", "", summary, "", *sections, "", "## Use it", "", f"```{language}",
             usage.strip(), "```", "", "## Made with", "", stamp, ""]
     return "\n".join(body)
 

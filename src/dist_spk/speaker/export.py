@@ -69,10 +69,13 @@ def relative_error(found: np.ndarray, expected: np.ndarray) -> float:
 
 def _write_onnx(exportable: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor], out: Path) -> None:
     import io
+    import warnings
     from contextlib import redirect_stdout
 
     batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=8000)
-    with _batch_friendly(), redirect_stdout(io.StringIO()):  # the exporter narrates every pass on stdout
+    # the exporter narrates every pass on stdout and warns about its own internals (deprecations inside torch)
+    with _batch_friendly(), redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(exportable, example, str(out), input_names=["waves", "lengths"],
                           output_names=["embeddings"], dynamo=True, verbose=False,
                           dynamic_shapes={"waves": {0: batch, 1: samples}, "lengths": {0: batch}})
@@ -220,7 +223,7 @@ def _write_card(out: Path, format: str, checkpoint, module, error: float, config
                 markdown_table(rows, ("metric", "this encoder", "trivial baseline")), "",
                 f"Export parity: the largest relative error against the checkpoint on a ragged batch of "
                 f"{len(PARITY_SECONDS)} waves ({', '.join(f'{s:g} s' for s in PARITY_SECONDS)}) is "
-                f"{error:.1e} (limit {TOLERANCE:g}).", "## Where it came from", "",
+                f"{error:.1e} (limit {TOLERANCE:g}).", "", "## Where it came from", "",
                 provenance_section("speaker encoder", source)]
     usage = USAGE[format].format(name=out.name, emb=config.model.emb_size)
     write_card(card_path(out, format), render_card(f"dist_spk speaker encoder ({format})", summary, sections, usage))

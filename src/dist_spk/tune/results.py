@@ -93,11 +93,25 @@ def export_best(exp_dir: Path, rows: list[dict], *, objective: str, location: st
     checkpoint = best_checkpoint_of(storage.join(location or exp_dir, "trials", best["trial_id"]))
     if checkpoint is not None:
         shutil.copyfile(checkpoint, out / "checkpoint.ckpt")
+        write_pyannote_model(out / "checkpoint.ckpt", out)
     history = read_metrics(trial_dir)
     epoch_row = next(row for row in history if row["epoch"] == best["best_epoch"])
     (out / "metrics.json").write_text(json.dumps({"trial_id": best["trial_id"], "objective": objective,
                                                   "best": epoch_row, "history": history}, indent=1))
     return out
+
+
+def write_pyannote_model(checkpoint: Path, folder: Path) -> None:
+    """``folder/pytorch_model.bin``: the checkpoint's model as pyannote loads it (``Model.from_pretrained(folder)``),
+    a segmentation PyanNet or our speaker encoder's pyannote wrapper, without optimizer state."""
+    from dist_spk.pipeline.embedding import SpeakerEncoderModel
+    from dist_spk.pipeline.model_folder import write_model_folder
+    from dist_spk.runs.checkpoints import read_checkpoint
+    from dist_spk.segmentation.model import load_pretrained
+
+    _, task = read_checkpoint(checkpoint)
+    model = load_pretrained(str(checkpoint)) if task == "seg" else SpeakerEncoderModel.from_checkpoint(checkpoint)
+    write_model_folder(model, folder)
 
 
 def mirrored_experiment(exp: str | Path, *, only: tuple[str, ...] = ()) -> Path:
