@@ -11,6 +11,8 @@
     driver_callback  the search driver's time per trial event: W&B calls inline vs on their own thread  ~1 min
     search_vs_optuna  dist-spk tune spk vs Optuna TPE + Hyperband in one process, same space and budget  ~11 min
     spk_augmentation  speaker encoder on unseen voices: no augmentation vs on the device vs in the loader  ~8 min
+    pipeline_speed  real-time factor of our exported pipeline vs community-1's architecture; batched embeddings  ~6 min
+    clustering   agglomerative vs VBx (our PLDA), HDBSCAN, bisecting k-means; demo and held-out  ~15 min (after demo)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import importlib
 import sys
 
 NAMES = ("eer", "dataloading", "train_epoch", "asha", "trial_start", "heldout", "checkpoint_bytes", "data_feed",
-         "driver_callback", "search_vs_optuna", "spk_augmentation")
+         "driver_callback", "search_vs_optuna", "spk_augmentation", "pipeline_speed", "clustering")
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(NAMES)

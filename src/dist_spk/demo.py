@@ -103,13 +103,17 @@ def _demo_search(task: str, echo: Callable[[str], None], data: Path, exp: Path, 
     from dist_spk.config import load_config
     from dist_spk.launch.run import OBJECTIVES
     from dist_spk.tune.live_view import short_key, short_value
-    from dist_spk.tune.runner import tune_task
+    from dist_spk.tune.runner import EXPERIMENT_MARK, tune_task
     from dist_spk.tune.space import default_space_path, load_space
 
     if (exp / "summary.csv").is_file():
         echo(f"{task} search already done in {exp}")
         return
-    shutil.rmtree(exp, ignore_errors=True)  # what an interrupted demo left
+    if exp.is_dir() and any(exp.iterdir()):  # what an interrupted demo left, never a folder the demo did not make
+        if not (exp / EXPERIMENT_MARK).is_file():
+            raise DistSpkError(f"{exp}: exists, is not empty and is not a search the demo started; move it away or "
+                               "choose another --out")
+        shutil.rmtree(exp)
     config = load_config(task, overrides=[f"data.root={data.resolve()}", *overrides])
     params = load_space(default_space_path(task), task)
     rows, _ = tune_task(task, config, params, exp_dir=exp, table=False)  # the demo's summary names the best

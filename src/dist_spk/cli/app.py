@@ -94,3 +94,23 @@ def wandb_overrides(ctx: typer.Context) -> list[str]:
                                "--KEY=VALUE, e.g. --optim.lr=0.001)")
         overrides.append(f"{key}={value}")
     return overrides
+
+
+Force = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists.")]
+
+
+def check_new_output(path: Path, *, force: bool) -> None:
+    """An existing output file is replaced only with ``--force`` (it may be the dataset's own trials.txt or a user's
+    database.yml); a folder in its place is never replaced. Checked before any work."""
+    if path.is_dir():
+        raise DistSpkError(f"{path}: is a folder; give a file name")
+    if path.exists() and not force:
+        raise DistSpkError(f"{path} already exists; choose another -o or pass --force to replace it")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` through a temporary file beside ``path`` and a rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dist_spk.cli.app import data_app
+from dist_spk.cli.app import Force, check_new_output, data_app, write_output
 from dist_spk.config.registry import TASKS
 from dist_spk.errors import DistSpkError
 
@@ -65,11 +65,13 @@ def data_protocol(
     root: Annotated[Path, typer.Argument(help="A seed-layout dataset folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The database.yml to write.")] = Path("database.yml"),
     name: Annotated[str | None, typer.Option(help="Database name (default: the folder's name).")] = None,
+    force: Force = False,
 ) -> None:
     """Write a pyannote.database YAML for a seed-layout dataset (protocol NAME.SpeakerDiarization.seed)."""
     from dist_spk.data.layout import is_seed_layout
     from dist_spk.data.protocol import PROTOCOL_NAME, database_name, write_database_yaml
 
+    check_new_output(output, force=force)
     if not is_seed_layout(root):
         raise DistSpkError(f"{root}: not a seed-layout dataset (no train.txt, dev.txt or test.txt)")
     path = write_database_yaml(root, output, name=name)
@@ -158,15 +160,17 @@ def data_trials(
     format: Annotated[str, typer.Option(help="auto, voxceleb, kaldi, csv or diarization.")] = "auto",
     fraction: Annotated[float, typer.Option(help="Share of speakers held out.")] = 0.1,
     seed: Annotated[int, typer.Option()] = 0,
+    force: Force = False,
 ) -> None:
     """Generate a balanced VoxCeleb-format trial list from held-out speakers."""
     from dist_spk.data.speakers import generate_trials, heldout_split, load_speakers
     from dist_spk.data.trials import format_trials
 
+    check_new_output(output, force=force)
     manifest = load_speakers(root, format=format)
     _, heldout = heldout_split(manifest, fraction=fraction, seed=seed)
     trials = generate_trials(manifest, heldout, seed=seed)
-    output.write_text(format_trials(trials))
+    write_output(output, format_trials(trials))
     typer.echo(f"wrote {output}: {len(trials)} trials over {len(heldout)} held-out speakers "
                f"(training then uses the other {len(manifest.speakers()) - len(heldout)})")
 
@@ -179,20 +183,24 @@ def data_segments(
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "train",
     min_seconds: Annotated[float, typer.Option(help="Shortest single-speaker stretch kept.")] = 1.5,
     speaker_scope: Annotated[str, typer.Option(help="file: labels are per recording; global: shared.")] = "file",
+    force: Force = False,
 ) -> None:
     """Cut single-speaker segments from a diarization dataset's RTTMs, as a speaker CSV."""
     import csv
+    import io
 
     from dist_spk.data.problems import format_problems
     from dist_spk.data.speakers import load_speakers
 
+    check_new_output(output, force=force)
     manifest = load_speakers(root, format="diarization", split=split, min_seconds=min_seconds,
                              speaker_scope=speaker_scope)
     if manifest.problems:
         raise DistSpkError("cannot cut segments:\n" + format_problems(manifest.problems))
-    with output.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "speaker", "start", "end"])
-        for u in manifest.utterances:
-            writer.writerow([str(u.path), u.speaker, f"{u.start:.3f}", f"{u.end:.3f}"])
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(["path", "speaker", "start", "end"])
+    for u in manifest.utterances:
+        writer.writerow([str(u.path), u.speaker, f"{u.start:.3f}", f"{u.end:.3f}"])
+    write_output(output, handle.getvalue())
     typer.echo(f"wrote {output}: {len(manifest.utterances)} segments of {len(manifest.speakers())} speakers")

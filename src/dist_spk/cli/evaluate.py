@@ -87,7 +87,8 @@ def evaluate_pipeline_command(
     export: Annotated[Path | None, typer.Option(help="Write the final (tuned, else default) pipeline here as a folder "
                                                 "pyannote.audio's Pipeline.from_pretrained loads, with a model "
                                                 "card.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in --export.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in --export, and write into a "
+                                        "non-empty --rttm-dir.")] = False,
     device: Device = "auto",
 ) -> None:
     """Full diarization with our two models: DER (collar 0 and ±0.25 s), per-file table, RTTMs; --export ships it."""
@@ -110,6 +111,9 @@ def evaluate_pipeline_command(
     device = resolve_device(device)
     if rttm_dir is None:
         rttm_dir = out.with_suffix("").with_name(out.stem + "_rttm") if out else Path("rttm")
+    if rttm_dir.is_dir() and any(rttm_dir.iterdir()) and not force:  # it may hold a split's reference RTTMs
+        raise DistSpkError(f"--rttm-dir {rttm_dir} is not empty; choose another folder or pass --force to write the "
+                           "hypotheses into it (files of the same name are replaced)")
     stages = Stages("evaluate pipeline", 3 if tune_on else 1)
     with internals_to((out.parent if out else rttm_dir.parent) / "logs" / "evaluate-pipeline.log") as log:
         report = evaluate_pipeline(segmentation, embedding, data if data == SAMPLE else Path(data), split=split,

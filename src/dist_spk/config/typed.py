@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -146,13 +147,17 @@ def convert(tp: Any, value: Any, *, key: str, source: str, from_string: bool = F
         raise bad()
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # from the command line, or YAML 1.1's "1e-3"
+            number = float(value)
+        elif isinstance(value, str):  # from the command line, or YAML 1.1's "1e-3"
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 raise bad() from None
-        raise bad()
+        else:
+            raise bad()
+        if not math.isfinite(number):  # nan and inf pass float() and every comparison-based range check
+            raise bad(" (not a finite number)")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

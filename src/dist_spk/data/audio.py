@@ -52,6 +52,58 @@ def _probe_torchcodec(path: Path) -> AudioInfo:
                      frames / samples.sample_rate)
 
 
+LIBSNDFILE = (".wav", ".flac", ".ogg")  # read with libsndfile (fast, no FFmpeg); every other format with torchcodec
+
+
+def read_mono(path: str | Path, *, start: float = 0.0, seconds: float | None = None, sample_rate: int = 16000):
+    """Mono float32 samples at ``sample_rate`` from ``start`` for ``seconds`` (to the end when None or infinite).
+
+    The one reader behind every training and evaluation read, for every format :func:`probe` (``data check``)
+    accepts: WAV/FLAC/OGG through libsndfile (resampled with torchaudio when needed), the rest (m4a, mp3, opus, ...)
+    through torchcodec, which pyannote.audio decodes with, resampling and downmixing in FFmpeg.
+    """
+    import math
+
+    import numpy as np
+
+    path = Path(path)
+    end = None if seconds is None or not math.isfinite(seconds) else start + seconds
+    if path.suffix.lower() in LIBSNDFILE:
+        with soundfile.SoundFile(str(path)) as sound:
+            rate = sound.samplerate
+            sound.seek(int(round(start * rate)))
+            frames = -1 if end is None else int(round(seconds * rate))
+            audio = sound.read(frames, dtype="float32", always_2d=True).mean(axis=1)
+        if rate != sample_rate:
+            import torch
+            import torchaudio
+
+            audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, sample_rate).numpy()
+        return audio
+    from torchcodec.decoders import AudioDecoder
+
+    decoder = AudioDecoder(str(path), sample_rate=sample_rate, num_channels=1)
+    samples = decoder.get_samples_played_in_range(start_seconds=start, stop_seconds=end)
+    return np.ascontiguousarray(samples.data[0].numpy(), dtype=np.float32)
+
+
+def duration_of(path: str | Path) -> float:
+    """A file's duration in seconds from its header (libsndfile, or torchcodec's metadata for other formats)."""
+    path = Path(path)
+    if path.suffix.lower() in LIBSNDFILE:
+        try:
+            return soundfile.info(str(path)).duration
+        except soundfile.LibsndfileError:  # a WAV codec libsndfile does not know: FFmpeg may
+            pass
+    from torchcodec.decoders import AudioDecoder
+
+    metadata = AudioDecoder(str(path)).metadata
+    seconds = metadata.duration_seconds_from_header or metadata.duration_seconds
+    if seconds is None:  # a container without a duration in its header: decode it
+        return probe(path).duration
+    return float(seconds)
+
+
 def probe(path: str | Path) -> AudioInfo:
     """Decode ``path`` fully and return its facts.
 
@@ -66,7 +118,7 @@ def probe(path: str | Path) -> AudioInfo:
     if path.stat().st_size == 0:
         raise AudioError("file is empty")
     try:
-        libsndfile = path.suffix.lower() in (".wav", ".flac", ".ogg")
+        libsndfile = path.suffix.lower() in LIBSNDFILE
         info = _probe_soundfile(path) if libsndfile else _probe_torchcodec(path)
     except AudioError:
         raise

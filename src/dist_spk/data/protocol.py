@@ -15,13 +15,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import soundfile
 import yaml
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.database import FileFinder, ProtocolFile
 from pyannote.database.protocol import SpeakerDiarizationProtocol
 from pyannote.database.registry import Registry
 
+from dist_spk.data.audio import duration_of
 from dist_spk.data.layout import PYANNOTE_SUBSET, SeedFile, SeedLayout, is_seed_layout
 from dist_spk.data.rttm import Region, format_uem, parse_rttm, parse_uem
 from dist_spk.errors import DataError
@@ -37,12 +37,7 @@ def database_name(root: str | Path) -> str:
 
 def audio_duration(path: Path) -> float:
     """Duration from the audio header (libsndfile, else torchcodec's metadata)."""
-    try:
-        return soundfile.info(str(path)).duration
-    except soundfile.LibsndfileError:
-        from torchcodec.decoders import AudioDecoder
-
-        return float(AudioDecoder(str(path)).metadata.duration_seconds_from_header)
+    return duration_of(path)
 
 
 def _annotation(file: SeedFile) -> Annotation:

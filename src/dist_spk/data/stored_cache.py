@@ -11,16 +11,14 @@ Ray-free: the driver and the workers both use it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 from dist_spk.data.training_cache import AUDIO, MANIFEST, checked_files
 from dist_spk.errors import DataError, DistSpkError
 from dist_spk.runs import storage
+from dist_spk.runs.locks import exclusive
 
 
 def stored_cache_exists(location: str) -> bool:
@@ -50,7 +48,7 @@ def fetch_cache(location: str) -> Path:
     older one)."""
     manifest = storage.read_bytes(storage.join(location, MANIFEST))
     local = storage.scratch_dir(location, kind="caches")
-    with _locked(local.with_name(f".{local.name}.lock")):
+    with exclusive(local.with_name(f".{local.name}.lock")):
         if _holds(local, manifest):
             return local
         shutil.rmtree(local, ignore_errors=True)
@@ -71,9 +69,3 @@ def _holds(local: Path, manifest: bytes) -> bool:
     return (local / AUDIO).is_file() and (local / AUDIO).stat().st_size == json.loads(manifest)["samples"] * 2
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-        yield

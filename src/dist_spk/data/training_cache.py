@@ -35,11 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from dist_spk.errors import DataError
+from dist_spk.runs.locks import exclusive
 
 FORMAT = 1
 SAMPLE_RATE = 16000
 AUDIO = "audio.int16"
 MANIFEST = "manifest.json"
+MARK = ".dist_spk-training-cache"  # written into every cache this project makes: only such a folder is ever replaced
 
 
 @dataclass(frozen=True)
@@ -56,16 +58,13 @@ def _decode(path: Path) -> np.ndarray:
     """The whole file as 16 kHz mono int16 (16-bit 16 kHz mono sources: their samples, unchanged)."""
     import soundfile
 
-    info = soundfile.info(str(path))
-    if info.samplerate == SAMPLE_RATE and info.channels == 1 and info.subtype == "PCM_16":
-        return soundfile.read(str(path), dtype="int16")[0]
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)  # downmix
-    if rate != SAMPLE_RATE:
-        import torch
-        import torchaudio
+    from dist_spk.data.audio import LIBSNDFILE, read_mono
 
-        audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
+    if path.suffix.lower() in LIBSNDFILE:
+        info = soundfile.info(str(path))
+        if info.samplerate == SAMPLE_RATE and info.channels == 1 and info.subtype == "PCM_16":
+            return soundfile.read(str(path), dtype="int16")[0]
+    audio = read_mono(path, sample_rate=SAMPLE_RATE)  # downmixed and resampled; m4a, mp3, opus through FFmpeg
     return np.clip(np.round(audio * 32768), -32768, 32767).astype(np.int16)
 
 
@@ -100,16 +99,46 @@ def prepare(sources: list[Path], out: Path, *, progress: bool = True,
     ``decoded``: the :func:`decode_file` records of :func:`source_keys` (sources), in that order, from elsewhere
     (a Ray Data job across a cluster's nodes); by default each file is decoded here, one after the other.
     """
-    from tqdm import tqdm
-
     keys = source_keys(sources)
     if not keys:
         raise DataError(f"{out}: no audio files to cache")
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise DataError(f"{out}: exists and is not a training cache (no {MANIFEST}); nothing was written, choose "
-                        "an empty or new folder")
+    _check_replaceable(out, keys)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(out.with_name(f".{out.name}.lock")):  # two builders of one cache take turns
+        _check_replaceable(out, keys)  # what the other builder left
+        return _prepare(keys, out, progress=progress, decoded=decoded)
+
+
+def _check_replaceable(out: Path, keys: list[str]) -> None:
+    """A folder that is not a cache this project made is never replaced (a dataset may hold a manifest.json of its
+    own: NeMo's do), and a cache never goes where the dataset's own files are."""
+    resolved = out.resolve()
+    inside = next((key for key in keys if Path(key).is_relative_to(resolved)), None)
+    if inside is not None:
+        raise DataError(f"{out}: the cache folder would hold the dataset's own files ({inside}); nothing was "
+                        "written, choose a folder outside the dataset")
+    if out.is_dir() and any(out.iterdir()) and not is_training_cache(out):
+        raise DataError(f"{out}: exists and is not a training cache dist_spk made (no {MARK}); nothing was "
+                        "written, choose an empty or new folder")
+
+
+def is_training_cache(folder: Path) -> bool:
+    """Whether ``folder`` is a cache this project made: it carries the mark (or, made before the mark, holds exactly
+    a manifest of this format and the audio array)."""
+    if (folder / MARK).is_file():
+        return True
+    if {p.name for p in folder.iterdir()} != {AUDIO, MANIFEST}:
+        return False
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _prepare(keys: list[str], out: Path, *, progress: bool, decoded: Iterable[dict] | None) -> Path:
+    from tqdm import tqdm
+
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
     records = map(decode_file, keys) if decoded is None else decoded
     try:
@@ -127,6 +156,7 @@ def prepare(sources: list[Path], out: Path, *, progress: bool = True,
         manifest = {"format": FORMAT, "sample_rate": SAMPLE_RATE, "samples": offset,
                     "files": [asdict(f) for f in files]}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        (staging / MARK).write_text("a training cache made by dist-spk data prepare; replaced when prepared again\n")
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)  # complete, or not there at all

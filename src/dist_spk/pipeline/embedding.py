@@ -46,7 +46,7 @@ class SpeakerEncoderModel(Model):
     def __init__(self, model: dict[str, Any] | None = None, frontend: dict[str, Any] | None = None,
                  sample_rate: int = SAMPLE_RATE, num_channels: int = 1, task=None):
         super().__init__(sample_rate=sample_rate, num_channels=num_channels, task=task)
-        self.save_hyperparameters("model", "frontend")
+        self.save_hyperparameters("model", "frontend", "sample_rate", "num_channels")
         model_config = from_dict(SpkModelConfig, model or {}, path="model", source="checkpoint")
         frontend_config = from_dict(FrontendConfig, frontend or {}, path="frontend", source="checkpoint")
         self.encoder = SpeakerEncoder(model_config, frontend_config)

@@ -93,7 +93,10 @@ def provenance(checkpoint: str | Path, config_dir: Path | None) -> Provenance:
         record = exp / "wandb" / "experiment.json"
         if record.is_file():
             found.wandb = {k: str(v) for k, v in json.loads(record.read_text()).items()
-                           if k in ("group", "sweep_url", "sweep_id", "workspace", "project", "entity")}
+                           if k in ("group", "sweep_id", "workspace")}
+            found.wandb["project"] = str((config.get("search") or {}).get("wandb_project", ""))
+            if "sweep_id" not in found.wandb and not found.wandb.get("workspace"):
+                found.wandb["runs"] = f"offline, in {exp / 'wandb'} (wandb sync uploads them)"
     return found
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import posixpath
 from pathlib import Path
 
@@ -48,11 +49,28 @@ def best_checkpoint(run_dir: Path) -> Path:
 
 
 def read_metrics(run_dir: Path, *, name: str = METRICS_FILE) -> list[dict]:
-    """Every epoch's metrics (or, ``name=STEPS_FILE``, every step row), in order (an empty list for a new run)."""
+    """Every epoch's metrics (or, ``name=STEPS_FILE``, every step row), in order (an empty list for a new run).
+
+    A torn last line (a process killed, or a disk full, mid-append) is left out: that epoch was never completely
+    recorded, so a resume trains it again. A damaged line before the last is one clear error naming the line.
+    """
     path = Path(run_dir) / name
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text(errors="replace")
+    lines = text.splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if number == len(lines) and not text.endswith("\n"):
+                break  # torn: the writer never finished this row
+            raise DistSpkError(f"{path}:{number}: not a JSON object ({line[:80]!r}); the run's record is "
+                               "damaged") from None
+    return rows
 
 
 def _clean(value: float) -> float | None:
@@ -60,8 +78,26 @@ def _clean(value: float) -> float | None:
 
 
 def _append_row(path: Path, row: dict) -> None:
+    _drop_torn_tail(path)
     with path.open("a") as handle:
         handle.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that has no newline (a killed writer's half row), so the next row starts a line of its own."""
+    if not path.is_file():
+        return
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        start = max(0, size - (1 << 20))  # a row is far shorter than 1 MiB
+        handle.seek(start)
+        tail = handle.read()
+        handle.truncate(start + tail.rfind(b"\n") + 1)  # rfind -1 (no complete row in the tail): cut it all
 
 
 def append_metrics(run_dir: Path, metrics: dict) -> None:
@@ -102,8 +138,10 @@ def keep_epochs_before(run_dir: Path, epoch: int) -> None:
     """Drop metrics of epochs >= ``epoch``: after a resume they are trained again, never listed twice."""
     rows = [row for row in read_metrics(run_dir) if row.get("epoch", -1) < epoch]
     path = Path(run_dir) / METRICS_FILE
-    if path.is_file():
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    if path.is_file():  # through a temporary file and a rename: a crash leaves the old file or the new one
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        partial.replace(path)
 
 
 def prepare_run_dir(location: str | Path, *, resume: bool) -> str | None:

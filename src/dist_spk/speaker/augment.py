@@ -13,12 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 import torchaudio
 
 from dist_spk.config.tasks import SpkDataConfig
-from dist_spk.data.audio import augmentation_files
+from dist_spk.data.audio import augmentation_files, duration_of
 from dist_spk.speaker.waves import SAMPLE_RATE, fit_length, read_audio
 
 SNR_DB = (5.0, 20.0)  # noise is mixed at a signal-to-noise ratio drawn uniformly from this range
@@ -113,5 +112,5 @@ class CropAugment:
 
     def _duration(self, path: Path) -> float:
         if path not in self._seconds:
-            self._seconds[path] = soundfile.info(str(path)).duration
+            self._seconds[path] = duration_of(path)
         return self._seconds[path]

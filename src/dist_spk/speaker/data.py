@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import soundfile
 import torch
 import torchaudio
 from torch.utils.data import Dataset, Sampler
 
 from dist_spk.config.tasks import SpkDataConfig
+from dist_spk.data.audio import duration_of
 from dist_spk.data.speakers import Utterance
 from dist_spk.data.training_cache import TrainingCache, to_float
 from dist_spk.speaker.augment import CropAugment
@@ -83,7 +83,7 @@ class TrainCrops(Dataset):
         if path not in self._durations:
             self._durations[path] = (len(self.cache.waveform(path)) / SAMPLE_RATE
                                      if self.cache is not None and path in self.cache
-                                     else soundfile.info(str(path)).duration)
+                                     else duration_of(path))
         return self._durations[path]
 
     def labels(self) -> list[int]:

@@ -6,23 +6,16 @@ import math
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import torch
-import torchaudio
+
+from dist_spk.data.audio import read_mono
 
 SAMPLE_RATE = 16000
 
 
 def read_audio(path: Path, *, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
-    """Mono float32 at 16 kHz from ``start`` for ``seconds`` (all when None); resampled when needed."""
-    with soundfile.SoundFile(str(path)) as sound:
-        rate = sound.samplerate
-        sound.seek(int(round(start * rate)))
-        frames = -1 if seconds is None or not math.isfinite(seconds) else int(round(seconds * rate))
-        audio = sound.read(frames, dtype="float32", always_2d=True).mean(axis=1)
-    if rate != SAMPLE_RATE:
-        audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
-    return audio
+    """Mono float32 at 16 kHz from ``start`` for ``seconds`` (all when None); resampled when needed; any format
+    ``data check`` accepts (:func:`dist_spk.data.audio.read_mono`)."""
+    return read_mono(path, start=start, seconds=seconds, sample_rate=SAMPLE_RATE)
 
 
 def fit_length(audio: np.ndarray, samples: int) -> np.ndarray:

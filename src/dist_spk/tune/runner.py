@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ from dist_spk.launch.ray_train import check_cache_storage, check_gpu_workers, ch
 from dist_spk.launch.run import CHECKS, OBJECTIVES, PREPARES
 from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_output
 from dist_spk.runs import storage
-from dist_spk.tune.space import Param, to_param_space, to_wandb_sweep, variant_list
+from dist_spk.runs.locks import exclusive_or_fail
+from dist_spk.tune.space import Param, check_values, to_param_space, to_wandb_sweep, variant_list
 
 _LOCAL_RAY: list[bool] = []  # non-empty once this process started a local Ray
 
@@ -230,7 +232,9 @@ def _scheduler(config, task: str, params: list[Param], metric: str):
 
 
 def check_search(task: str, config, params: list[Param]) -> None:
-    """Scheduler and search algorithm can handle this space (checked before Ray starts)."""
+    """Every value the space can give is valid, and scheduler and search algorithm can handle the space (checked
+    before Ray starts)."""
+    check_values(config, params)
     if config.search.trial_scheduler == "pbt":
         pbt_mutations(task, params)
         if config.search.sampler != "random":
@@ -290,11 +294,31 @@ def run_search(task: str, config, params: list[Param], *, exp_dir: str | Path, r
         raise DistSpkError(f"{exp} already holds a search; pass --resume to continue it, or choose another --out")
     if resume and not storage.exists(state):
         raise DistSpkError(f"{exp}: no search to resume (no {state})")
+    if not resume and not remote:
+        check_new_experiment(Path(exp))
     check_search(task, config, params)
     CHECKS[task](config)
-    # held in memory until the cluster is known to hold the trials: a refused search leaves no folder
-    with internals_to(mirror / LOGS_DIR / DRIVER_LOG, deferred=True) as log:
-        return _search(task, config, params, exp=exp, mirror=mirror, resume=resume, log=log)
+    busy = (f"{exp}: another search is running in this experiment (on this machine); wait for it to end, or "
+            "choose another --out")
+    with exclusive_or_fail(storage.scratch_dir(exp, kind="locks") / "experiment.lock", busy):
+        if not resume and remote:  # this machine's copy of an earlier search at the same URI is not this search's
+            shutil.rmtree(mirror, ignore_errors=True)
+            mirror.mkdir(parents=True)
+        # held in memory until the cluster is known to hold the trials: a refused search leaves no folder
+        with internals_to(mirror / LOGS_DIR / DRIVER_LOG, deferred=True) as log:
+            return _search(task, config, params, exp=exp, mirror=mirror, resume=resume, log=log)
+
+
+EXPERIMENT_MARK = ".dist_spk-experiment"  # in every experiment folder a search made
+
+
+def check_new_experiment(exp: Path) -> None:
+    """A new search writes only into a new or empty folder: ``config.yaml``, ``summary.csv``, ``plots/`` and ``best/``
+    of whatever else is there would be overwritten."""
+    if exp.exists() and (not exp.is_dir() or any(exp.iterdir())):
+        raise DistSpkError(f"--out {exp}: exists and is not empty; a search writes config.yaml, space.yaml, "
+                           "summary.csv, plots/ and best/ there. Choose a new or empty folder (--resume continues a "
+                           "search that ran there)")
 
 
 def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, resume: bool, log):
@@ -319,6 +343,7 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
     if remote and resume:  # the W&B group and offline runs, what the trials published
         storage.download(exp, mirror, skip=storage.HEAVY)
     mirror.mkdir(parents=True, exist_ok=True)
+    (mirror / EXPERIMENT_MARK).write_text("an experiment folder made by dist-spk tune\n")
     save_config(config, mirror)
     space = {"parameters": {p.key: p.to_wandb() for p in params if p.kind != "variant"}}
     if variant_list(params):

@@ -42,7 +42,7 @@ import yaml
 
 from dist_spk.config import TASKS, read_config_file
 from dist_spk.config.renames import current_key
-from dist_spk.config.typed import convert, field_type
+from dist_spk.config.typed import convert, field_type, iter_problems
 from dist_spk.errors import ConfigError
 
 # W&B distribution -> (our kind, its argument names)
@@ -225,7 +225,39 @@ def _check(param: Param, cls: type, source: str) -> Param:
         raise ConfigError(f"{where}: a log-uniform range must be positive, got {list(param.args)}")
     if param.kind == "randint" and tp is not int:
         raise ConfigError(f"{where}: int_uniform/randint needs an int key")
+    if not all(math.isfinite(a) for a in param.args):
+        raise ConfigError(f"{where}: {param.kind} takes finite numbers, got {list(param.args)}")
+    if param.kind in ("quniform", "qloguniform", "qnormal") and param.args[2] <= 0:
+        raise ConfigError(f"{where}: q must be > 0, got {param.args[2]}")
+    if param.kind in ("normal", "qnormal") and param.args[1] <= 0:
+        raise ConfigError(f"{where}: sigma must be > 0, got {param.args[1]}")
     return param
+
+
+def check_values(config: Any, params: list[Param], *, source: str = "space") -> None:
+    """Every fixed value and both ends of every range pass the config's own checks for their key (e.g. optim.lr > 0),
+    with the base ``config`` around them: a trial must never be the first to find a value refused."""
+    import copy
+
+    for param in params:
+        if param.kind in ("choice", "grid", "weighted"):
+            values = list(param.args[0])
+        elif param.kind in ("uniform", "quniform", "loguniform", "qloguniform", "randint"):
+            values = list(param.args[:2])
+        else:  # constants were converted at parsing; normals have no ends; variants are checked as they are made
+            continue
+        for value in values:
+            trial = copy.deepcopy(config)
+            *sections, name = param.key.split(".")
+            section = trial
+            for part in sections:
+                section = getattr(section, part)
+            setattr(section, name, type(getattr(section, name))(value) if isinstance(value, int | float) and
+                    not isinstance(value, bool) else value)
+            problems = [p for p in iter_problems(trial) if p.startswith(f"{param.key}:")]
+            if problems:
+                raise ConfigError(f"{source}: key '{param.key}' reaches {value!r}, which the config refuses "
+                                  f"({problems[0]})")
 
 
 def parse_space(document: Mapping[str, Any], task: str, *, source: str = "space") -> list[Param]:
@@ -324,9 +356,20 @@ def grid_of(params: list[Param], document: Mapping[str, Any]) -> list[Param]:
             p = Param(p.key, "grid", (tuple(range(p.args[0], p.args[1] + 1)),))
         elif p.kind == "quniform":
             low, high, q = p.args
-            p = Param(p.key, "grid", (tuple(round(low + i * q, 10) for i in range(int((high - low) / q + 1e-9) + 1)),))
+            points = int((high - low) / q + 1e-9) + 1
+            if points > MAX_GRID_POINTS:
+                raise ConfigError(f"key '{p.key}': a grid of {points:,} points (q {q:g} over [{low:g}, {high:g}]); "
+                                  f"at most {MAX_GRID_POINTS:,}")
+            p = Param(p.key, "grid", (tuple(round(low + i * q, 10) for i in range(points)),))
         gridded.append(p)
+    combinations = math.prod(len(p.args[0]) for p in gridded if p.kind == "grid")
+    if combinations > MAX_GRID_POINTS:
+        raise ConfigError(f"method grid: {combinations:,} combinations, each a trial; at most {MAX_GRID_POINTS:,} "
+                          "(use a sampled search: method random or bayes)")
     return gridded
+
+
+MAX_GRID_POINTS = 10_000  # trials a grid search may expand to
 
 
 def default_space_path(task: str) -> Path:

@@ -1,0 +1,137 @@
+"""Nothing lost: folders the project did not make are never replaced, outputs are never silently overwritten, a torn
+``metrics.jsonl`` still reads, and numbers that are not finite or out of range stop before anything starts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from dist_spk.errors import DistSpkError
+from tests.conftest import run_cli, write_tone
+
+
+def tree_hash(root: Path) -> str:
+    """Every file's relative path and bytes under ``root``."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def speaker_folder(root: Path) -> Path:
+    for number, speaker in enumerate(("alice", "bob", "carol", "dave", "erin", "frank")):
+        for index in range(2):
+            write_tone(root / speaker / "s1" / f"{index}.wav", 0.6, seed=index + 3 * number)
+    return root
+
+
+def test_a_dataset_with_its_own_manifest_survives_prepare_on_itself(tmp_path):
+    from dist_spk.data.training_cache import prepare
+
+    root = speaker_folder(tmp_path / "nemo_like")
+    (root / "manifest.json").write_text('{"audio_filepath": "alice/s1/0.wav", "duration": 0.6}\n')
+    before = tree_hash(root)
+    with pytest.raises(DistSpkError, match="dataset's own files"):
+        prepare(sorted(root.rglob("*.wav")), root)
+    result = run_cli("data", "prepare", root, "--out", root)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert tree_hash(root) == before
+
+    other = tmp_path / "not_a_cache"  # a folder with a manifest.json that this project did not make
+    other.mkdir()
+    (other / "manifest.json").write_text("{}")
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(DistSpkError, match="not a training cache dist_spk made"):
+        prepare(sorted(root.rglob("*.wav")), other)
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_a_cache_this_project_made_is_replaced_and_carries_its_mark(tmp_path):
+    from dist_spk.data.training_cache import MARK, is_training_cache, prepare
+
+    root = speaker_folder(tmp_path / "spk")
+    cache = prepare(sorted(root.rglob("*.wav")), tmp_path / "cache", progress=False)
+    assert (cache / MARK).is_file() and is_training_cache(cache)
+    prepare(sorted(root.rglob("*.wav"))[:2], cache, progress=False)  # prepared again: replaced
+    assert len(json.loads((cache / "manifest.json").read_text())["files"]) == 2
+
+
+def test_a_torn_last_metrics_line_is_left_out_and_the_next_row_starts_a_line(tmp_path):
+    from dist_spk.runs.run_dir import append_metrics, keep_epochs_before, read_metrics
+
+    append_metrics(tmp_path, {"epoch": 0, "eer": 0.3})
+    with (tmp_path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"epoch": 1, "eer": 0.')  # killed mid-append
+    assert read_metrics(tmp_path) == [{"epoch": 0, "eer": 0.3}]
+    append_metrics(tmp_path, {"epoch": 1, "eer": 0.2})
+    assert read_metrics(tmp_path) == [{"epoch": 0, "eer": 0.3}, {"epoch": 1, "eer": 0.2}]
+    keep_epochs_before(tmp_path, 1)
+    assert read_metrics(tmp_path) == [{"epoch": 0, "eer": 0.3}]
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 0}\nnot json\n{"epoch": 1}\n')
+    with pytest.raises(DistSpkError, match=r"metrics.jsonl:2"):
+        read_metrics(tmp_path)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["config", "show", "spk", "--set", "optim.lr=nan"], "optim.lr"),
+    (["config", "show", "spk", "--set", "head.margin=inf"], "head.margin"),
+    (["config", "show", "seg", "--set", "optim.weight_decay=-inf"], "optim.weight_decay"),
+])
+def test_numbers_that_are_not_finite_are_refused_with_their_key(args, words):
+    result = run_cli(*args)
+    assert result.returncode == 2 and words in result.stderr and "finite" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"optim.lr": {"distribution": "log_uniform_values", "min": float("nan"), "max": 0.01}}, "finite"),
+    ({"optim.lr": {"distribution": "uniform", "min": float("-inf"), "max": 0.01}}, "finite"),
+    ({"head.margin": {"distribution": "q_uniform", "min": 0.1, "max": 0.4, "q": 0}}, "q must be > 0"),
+    ({"head.margin": {"distribution": "normal", "mu": 0.2, "sigma": 0}}, "sigma must be > 0"),
+])
+def test_search_spaces_with_impossible_numbers_are_refused(spec, words):
+    from dist_spk.tune.space import parse_space
+
+    with pytest.raises(DistSpkError, match=words):
+        parse_space({"parameters": spec}, "spk")
+
+
+def test_a_range_reaching_a_value_the_config_refuses_and_a_huge_grid_are_refused():
+    from dist_spk.config import load_config
+    from dist_spk.tune.space import check_values, grid_of, parse_space
+
+    config = load_config("spk", preset_name="local")
+    with pytest.raises(DistSpkError, match=r"reaches -0.001.*optim.lr: must be > 0"):
+        check_values(config, parse_space({"parameters": {"optim.lr": {"distribution": "uniform", "min": -1e-3,
+                                                                      "max": 1e-2}}}, "spk"))
+    check_values(config, parse_space({"parameters": {"optim.lr": {"values": [1e-3, 1e-2]}}}, "spk"))
+    document = {"method": "grid", "parameters": {
+        "optim.lr": {"distribution": "q_uniform", "min": 0.0001, "max": 1.0, "q": 1e-9}}}
+    with pytest.raises(DistSpkError, match="at most 10,000"):
+        grid_of(parse_space(document, "spk"), document)
+
+
+def test_outputs_are_never_silently_overwritten(tmp_path):
+    root = speaker_folder(tmp_path / "spk")
+    trials = tmp_path / "trials.txt"
+    trials.write_text("the user's own list\n")
+    refused = run_cli("data", "trials", root, "-o", trials, "--fraction", "0.5")
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert trials.read_text() == "the user's own list\n"
+    forced = run_cli("data", "trials", root, "-o", trials, "--fraction", "0.5", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert trials.read_text().startswith(("0 ", "1 "))
+
+
+def test_a_search_never_writes_into_a_folder_holding_other_files(tmp_path):
+    root = speaker_folder(tmp_path / "spk")
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "summary.csv").write_text("a user's own table\n")
+    before = tree_hash(exp)
+    result = run_cli("tune", "spk", "--data", root, "--out", exp, "--num-samples", "1")
+    assert result.returncode == 2 and "not empty" in result.stderr and "Traceback" not in result.stderr
+    assert tree_hash(exp) == before
