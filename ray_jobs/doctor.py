@@ -1,8 +1,10 @@
-"""Ray job: check the cluster before a search (`dist-spk doctor`), with the secrets the search would get.
+"""Ray job: check the cluster before a search (`dist-spk doctor`), with the credentials the search would find.
 
-    ray job submit --working-dir . --runtime-env ray_jobs/runtime_env.yaml \
-        --metadata-json "{\"wandb_api_key\": \"$WANDB_API_KEY\", \"hf_token\": \"$HF_TOKEN\"}" -- \
+    ray job submit --working-dir . --runtime-env ray_jobs/runtime_env.yaml -- \
         python ray_jobs/doctor.py --out /mnt/efs/exp
+
+The W&B and hub credentials it checks are the cluster's (the head node's logins or environment; README, "Secrets"),
+never the job's metadata.
 
 Takes exactly the flags of `dist-spk doctor`; exits 1 (the job FAILS) on any blocker.
 """
@@ -10,8 +12,6 @@ Takes exactly the flags of `dist-spk doctor`; exits 1 (the job FAILS) on any blo
 import sys
 
 from dist_spk.cli import main
-from dist_spk.launch.secrets import adopt_submitted_secrets
 
 if __name__ == "__main__":
-    adopt_submitted_secrets()  # W&B key and hub token, as a search would get them (README)
-    main(["doctor", *sys.argv[1:]], prog_name="doctor.py")
+    main(["doctor", *sys.argv[1:]], prog_name="doctor.py", job=True)

@@ -18,4 +18,4 @@ import sys
 from dist_spk.cli import main
 
 if __name__ == "__main__":
-    main(["evaluate", "pipeline", *sys.argv[1:]], prog_name="optimize_pipeline.py")
+    main(["evaluate", "pipeline", *sys.argv[1:]], prog_name="optimize_pipeline.py", job=True)

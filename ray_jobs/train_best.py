@@ -12,8 +12,6 @@ the cluster it was submitted to; run by hand without it, it starts a local Ray (
 import sys
 
 from dist_spk.cli import main
-from dist_spk.launch.secrets import adopt_submitted_secrets
 
 if __name__ == "__main__":
-    adopt_submitted_secrets()  # the hub token, when the best config starts from a gated model (README)
-    main(["train", "best", *sys.argv[1:]], prog_name="train_best.py")
+    main(["train", "best", *sys.argv[1:]], prog_name="train_best.py", job=True)

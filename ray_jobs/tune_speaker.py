@@ -7,18 +7,14 @@ Submitted to a running cluster (see the README, "Run on a cluster")::
 
 Takes exactly the flags of `dist-spk tune spk`. `ray job submit` sets RAY_ADDRESS, so the job joins
 the cluster it was submitted to; run by hand without it, it starts a local Ray (the test mode).
-To log online (and to start from a gated hub model), pass your W&B key (and hub token) as job metadata, never
-in the runtime env (Ray logs runtime envs)::
-
-    ray job submit ... --metadata-json "{\"wandb_api_key\": \"$WANDB_API_KEY\", \"hf_token\": \"$HF_TOKEN\"}" \
-        -- python ray_jobs/....py
+To log online (and to start from a gated hub model), the cluster's owner logs the head node in once (`wandb login`,
+`hf auth login`; on Kubernetes a Secret in the head pod's environment): never pass a credential as job metadata or in
+the runtime env, where Ray shows or logs it (README, "Secrets"). A job whose metadata holds one is refused.
 """
 
 import sys
 
 from dist_spk.cli import main
-from dist_spk.launch.secrets import adopt_submitted_secrets
 
 if __name__ == "__main__":
-    adopt_submitted_secrets()  # W&B key and hub token, when the submitter passed them as job metadata (README)
-    main(["tune", "spk", *sys.argv[1:]], prog_name="tune_speaker.py")
+    main(["tune", "spk", *sys.argv[1:]], prog_name="tune_speaker.py", job=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,8 +18,9 @@ import yaml
 from ray.autoscaler._private.util import validate_config
 
 from dist_spk.cuda import min_driver_for
-from dist_spk.launch.secrets import adopt_submitted_secrets
-from dist_spk.tune.wandb_logging import JOB_CONFIG_VAR, KEY_VAR, adopt_submitted_key
+from dist_spk.errors import DistSpkError
+from dist_spk.launch.secrets import JOB_CONFIG_VAR, refuse_submitted_secrets
+from dist_spk.tune.wandb_logging import KEY_VAR
 
 pytestmark = pytest.mark.ray  # imports Ray's library (tests/unit stays Ray-free); starts no cluster
 
@@ -145,21 +145,22 @@ def test_ray_jobs_take_the_clis_flags(script, flags):
     assert all(flag in result.stdout for flag in flags)
 
 
-def test_a_submitted_jobs_key_is_taken_from_its_metadata(monkeypatch):
-    monkeypatch.delenv(KEY_VAR, raising=False)
+def test_a_job_whose_metadata_holds_a_credential_is_refused(monkeypatch):
     monkeypatch.setenv(JOB_CONFIG_VAR, json.dumps({"metadata": {"wandb_api_key": "k" * 40}, "runtime_env": {}}))
-    assert adopt_submitted_key()
-    assert os.environ[KEY_VAR] == "k" * 40
-    monkeypatch.setenv(JOB_CONFIG_VAR, json.dumps({"metadata": {}}))
-    monkeypatch.setenv(KEY_VAR, "mine")
-    assert not adopt_submitted_key() and os.environ[KEY_VAR] == "mine"
+    with pytest.raises(DistSpkError, match="'wandb_api_key'.*ray job list.*wandb login"):
+        refuse_submitted_secrets()
+    monkeypatch.setenv(JOB_CONFIG_VAR, json.dumps({"metadata": {"MY_S3_SECRET": "x", "team": "asr"}}))
+    with pytest.raises(DistSpkError, match="'MY_S3_SECRET'"):
+        refuse_submitted_secrets()
+    for harmless in ({"metadata": {"team": "asr", "hf_token": ""}}, {"metadata": {}}, "not json"):
+        monkeypatch.setenv(JOB_CONFIG_VAR, harmless if isinstance(harmless, str) else json.dumps(harmless))
+        refuse_submitted_secrets()  # nothing to refuse
 
 
-def test_a_submitted_jobs_hub_token_is_taken_from_its_metadata(monkeypatch):
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv(KEY_VAR, "already-set")
-    monkeypatch.setenv(JOB_CONFIG_VAR, json.dumps({"metadata": {"hf_token": "hf_abc", "wandb_api_key": "other"}}))
-    assert adopt_submitted_secrets() == ["HF_TOKEN"]
-    assert os.environ["HF_TOKEN"] == "hf_abc" and os.environ[KEY_VAR] == "already-set"
-    monkeypatch.setenv(JOB_CONFIG_VAR, "not json")
-    assert adopt_submitted_secrets() == []
+def test_a_ray_job_with_a_credential_in_its_metadata_stops_with_one_line(monkeypatch):
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin",
+           JOB_CONFIG_VAR: json.dumps({"metadata": {"hf_token": "hf_" + "x" * 30}})}
+    result = subprocess.run([sys.executable, str(REPO / "ray_jobs" / "tune_speaker.py"), "--help"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "'hf_token'" in result.stderr and "Traceback" not in result.stderr
+    assert "hf_" + "x" * 30 not in result.stderr + result.stdout

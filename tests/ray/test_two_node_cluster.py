@@ -23,10 +23,13 @@ DRIVER_ROWS = ("experiment dir", "W&B", "hub token", "ray", "node types", "tune 
 NODE_ROWS = ("python/torch", "CUDA", "audio decode", "shared storage")
 
 
+CLUSTER_TOKEN = "hf_" + "c" * 34  # a credential set the README's way: the cluster's own (its nodes' environment)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """One cluster for the module (starting one takes ~30 s on 2 cores); stopping it ends everything it started."""
-    with LocalCluster(nodes=2, cpus_per_node=2) as started:
+    with LocalCluster(nodes=2, cpus_per_node=2, extra_env={"HF_TOKEN": CLUSTER_TOKEN}) as started:
         yield started
         running = set(started.processes())
     assert running and not set(started.processes()) & running
@@ -91,6 +94,19 @@ def test_tune_speaker_job_runs_on_a_two_node_cluster(cluster, small_corpus, tmp_
     assert best["objective"] == "eer" and 0.0 <= best["best"]["eer"] <= 1.0
     assert (exp / "best" / "checkpoint.ckpt").is_file()
     assert len(trial_runs(exp)) == 2
+
+
+def test_jobs_find_the_clusters_credentials_and_ray_job_list_shows_none(cluster, tmp_path):
+    probe = ("import os; token = os.environ.get('HF_TOKEN', ''); "
+             "print('cluster credential visible to the job:', len(token) == 37 and token.startswith('hf_'))")
+    # submitted the way the README says: no --metadata-json, nothing in the runtime env, no token on the client
+    job = cluster.submit(["python", "-c", probe], env={"HF_TOKEN": ""}, working_dir=str(tmp_path))
+    assert job.returncode == 0, (job.stdout + job.stderr)[-3000:]
+    assert "cluster credential visible to the job: True" in job.stdout
+    listing = cluster.ray("job", "list", f"--address={cluster.dashboard}", env={**cluster.env, "HF_TOKEN": ""})
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    assert "cluster credential visible" in listing.stdout  # the list shows the jobs (entrypoints, metadata)...
+    assert CLUSTER_TOKEN not in listing.stdout + listing.stderr  # ...and no credential
 
 
 def test_prepare_on_two_nodes_writes_the_local_cache_and_a_local_run_trains_on_it(cluster, small_corpus, tmp_path):

@@ -135,3 +135,16 @@ def test_a_search_never_writes_into_a_folder_holding_other_files(tmp_path):
     result = run_cli("tune", "spk", "--data", root, "--out", exp, "--num-samples", "1")
     assert result.returncode == 2 and "not empty" in result.stderr and "Traceback" not in result.stderr
     assert tree_hash(exp) == before
+
+
+@pytest.mark.parametrize("uri", ["s3://AKIAEXAMPLE:s3cr3t-value@bucket/exp", "s3://bucket/exp?secret_key=s3cr3t-value",
+                                 "gs://user:s3cr3t-value@bucket/exp"])
+def test_credentials_in_a_storage_uri_are_refused_without_being_repeated(uri, tmp_path):
+    from dist_spk.runs.storage import normalize
+
+    with pytest.raises(DistSpkError, match="credentials come from the cluster") as refused:
+        normalize(uri)
+    assert "s3cr3t-value" not in str(refused.value)
+    result = run_cli("train", "spk", "--data", tmp_path, "--out", uri)
+    assert result.returncode == 2 and "s3cr3t-value" not in result.stdout + result.stderr
+    assert normalize("s3://bucket/exp?endpoint_override=127.0.0.1:9000") == "s3://bucket/exp?endpoint_override=127.0.0.1:9000"

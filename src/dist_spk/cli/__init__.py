@@ -18,9 +18,14 @@ from dist_spk.errors import DistSpkError
 __all__ = ["app", "main"]
 
 
-def main(argv: list[str] | None = None, *, prog_name: str = "dist-spk") -> None:
-    """Console-script entry point; ``ray_jobs/*.py`` call it with their command prefixed to ``argv``."""
+def main(argv: list[str] | None = None, *, prog_name: str = "dist-spk", job: bool = False) -> None:
+    """Console-script entry point; ``ray_jobs/*.py`` call it with their command prefixed to ``argv`` and ``job``
+    (a submitted job whose metadata carries a credential is refused first: :mod:`dist_spk.launch.secrets`)."""
     try:
+        if job:
+            from dist_spk.launch.secrets import refuse_submitted_secrets
+
+            refuse_submitted_secrets()
         app(args=argv, prog_name=prog_name)
     except DistSpkError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)

@@ -136,7 +136,7 @@ def check_wandb() -> Row:
     server = server_url()
     key, source = wandb_key()
     if os.environ.get("WANDB_MODE") == "offline" or not key:
-        why = "WANDB_MODE=offline" if key else "no key (WANDB_API_KEY, `wandb login`, or job metadata wandb_api_key)"
+        why = "WANDB_MODE=offline" if key else "no key (WANDB_API_KEY in the head's environment, or its `wandb login`)"
         return Row("W&B", DRIVER, WARN, f"offline: {why}; runs go to EXP/wandb (wandb sync them later)")
     if not reachable(server):
         return Row("W&B", DRIVER, WARN, f"key from {source}, but {server} is unreachable: a search logs offline")
@@ -162,8 +162,12 @@ def check_hub_token(preset: str) -> Row:
     task, init, env = needed[0]
     if os.environ.get(env):
         return Row("hub token", DRIVER, OK, f"{env} is set ({task} preset {preset!r} starts from {init})")
-    return Row("hub token", DRIVER, FAIL, f"{task} preset {preset!r} starts from {init} (gated): set {env}, or pass "
-               "it as job metadata (--metadata-json '{\"hf_token\": ...}')")
+    from huggingface_hub import get_token
+
+    if env == "HF_TOKEN" and get_token():  # `hf auth login` on this node: huggingface_hub reads it by itself
+        return Row("hub token", DRIVER, OK, f"this node's hub login ({task} preset {preset!r} starts from {init})")
+    return Row("hub token", DRIVER, FAIL, f"{task} preset {preset!r} starts from {init} (gated): log the head node in "
+               f"once (`hf auth login`) or set {env} in its environment (a Kubernetes Secret); never as job metadata")
 
 
 def check_search_shapes(preset: str, capacity) -> list[Row]:

@@ -20,7 +20,7 @@ import os
 import posixpath
 import tempfile
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from dist_spk.errors import DistSpkError
 
@@ -40,8 +40,29 @@ def local_path(location: str | Path) -> Path:
 
 
 def normalize(location: str | Path) -> str:
-    """A location as it is stored in payloads and records: an absolute local path, or the URI unchanged."""
-    return str(location).rstrip("/") if is_remote(location) else str(local_path(location))
+    """A location as it is stored in payloads and records: an absolute local path, or the URI unchanged (refused
+    when it carries a credential)."""
+    if is_remote(location):
+        check_no_credentials(location)
+        return str(location).rstrip("/")
+    return str(local_path(location))
+
+
+_CREDENTIAL_OPTIONS = ("key", "secret", "token", "password", "session")
+
+
+def check_no_credentials(location: str | Path) -> None:
+    """Refuse a URI that holds a credential (``s3://KEY:SECRET@bucket/...``, ``?secret_key=...``): a location is
+    printed, stored in records and payloads and handed to every worker. The error never repeats the secret."""
+    split = urlsplit(str(location))
+    options = [name for name, _ in parse_qsl(split.query) if any(word in name.lower() for word in _CREDENTIAL_OPTIONS)]
+    if split.username or split.password or options:
+        shown = urlunsplit((split.scheme, split.hostname or "", split.path, "", ""))
+        what = f"the option(s) {', '.join(options)}" if options else "a user name or password before the bucket"
+        raise DistSpkError(f"{shown}: this URI carries {what}: credentials in a URI would be printed and stored with "
+                           "the experiment. Give the bucket alone; the store's credentials come from the cluster "
+                           "(instance role, ~/.aws, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in its "
+                           "environment)")
 
 
 def join(location: str | Path, *parts: str) -> str:
@@ -59,6 +80,7 @@ def filesystem(location: str | Path):
 
     if not is_remote(location):
         return pyarrow.fs.LocalFileSystem(), str(local_path(location))
+    check_no_credentials(location)
     try:
         return pyarrow.fs.FileSystem.from_uri(str(location))
     except (OSError, ValueError, pyarrow.ArrowException) as err:

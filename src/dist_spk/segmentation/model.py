@@ -53,9 +53,9 @@ def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
 def fetch_hub_checkpoint(init: str, *, token_env: str, cache_dir: Path) -> Path:
     """Download a hub model's checkpoint once into ``cache_dir`` (shared storage) and return its local path.
 
-    Run by the driver (``dist-spk train`` or the search's job), the only process that holds the hub token
-    (``token_env``, e.g. from ``ray job submit --metadata-json '{"hf_token": ...}'``): workers then load the
-    local file and never need the token, which so never reaches a runtime env, a log or a worker.
+    Run by the driver (``dist-spk train`` or the search's job on the head node), the only process that needs the hub
+    token (``token_env``, or huggingface_hub's own login on that node): workers then load the local file and never
+    need the token, which so never reaches a runtime env, a log or a worker.
     """
     from pyannote.audio.utils.hf_hub import AssetFileName, download_from_hf_hub
 

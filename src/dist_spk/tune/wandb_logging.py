@@ -18,8 +18,8 @@ and keeps the objective's *last* value in the summary. Here:
   experiments whose folders share a name never merge; a resumed trial continues its run (same id);
 - every run is finished when its trial ends and at the end of the search: the offline files are complete
   (W&B's exit record) when ``tune`` returns;
-- online when a key is found: ``WANDB_API_KEY`` (also adopted from job metadata, :mod:`dist_spk.launch.secrets`)
-  or the netrc entry ``wandb login`` writes; otherwise offline under ``EXP/wandb`` (``wandb sync`` later).
+- online when a key is found: ``WANDB_API_KEY`` or the netrc entry ``wandb login`` writes, the cluster's own (never a
+  job's metadata, :mod:`dist_spk.launch.secrets`); otherwise offline under ``EXP/wandb`` (``wandb sync`` later).
 """
 
 from __future__ import annotations
@@ -42,22 +42,15 @@ from ray.tune import Callback
 
 from dist_spk.console import verbose
 from dist_spk.errors import DistSpkError
-from dist_spk.launch.secrets import JOB_CONFIG_VAR, SECRETS, adopt_submitted_secrets  # noqa: F401 (re-exported)
+from dist_spk.launch.secrets import SECRETS
 from dist_spk.runs import storage
 from dist_spk.runs.run_dir import STEPS_FILE, JsonlTail
 
-METADATA_KEY = "wandb_api_key"  # `ray job submit --metadata-json '{"wandb_api_key": "..."}'`
-KEY_VAR = SECRETS[METADATA_KEY]  # WANDB_API_KEY
+KEY_VAR = SECRETS["wandb_api_key"]  # WANDB_API_KEY
 # what Tune adds to every result: bookkeeping, not metrics (the config goes to the run's config)
 TUNE_KEYS = {"config", "trial_id", "date", "timestamp", "pid", "hostname", "node_ip", "experiment_tag", "done",
              "checkpoint_dir_name", "should_checkpoint", "checkpoint_path", "wall_time", "time_since_restore",
              "iterations_since_restore", "training_iteration", "time_this_iter_s", "time_total_s"}
-
-
-def adopt_submitted_key() -> bool:
-    """In a ``ray job submit`` entrypoint: adopt the job's secrets (:mod:`dist_spk.launch.secrets`); whether the
-    W&B key was among them. Kept for scripts written against earlier versions."""
-    return KEY_VAR in adopt_submitted_secrets()
 
 
 def server_url() -> str:
