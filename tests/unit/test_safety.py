@@ -148,3 +148,49 @@ def test_credentials_in_a_storage_uri_are_refused_without_being_repeated(uri, tm
     result = run_cli("train", "spk", "--data", tmp_path, "--out", uri)
     assert result.returncode == 2 and "s3cr3t-value" not in result.stdout + result.stderr
     assert normalize("s3://bucket/exp?endpoint_override=127.0.0.1:9000") == "s3://bucket/exp?endpoint_override=127.0.0.1:9000"
+
+
+def test_a_pickle_that_runs_code_is_refused_before_it_is_loaded(seed_dataset, tmp_path):
+    import os
+
+    import torch
+
+    witness = tmp_path / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {witness}",))
+
+    evil = tmp_path / "shared-bucket" / "best" / "checkpoint.ckpt"
+    evil.parent.mkdir(parents=True)
+    torch.save({"state_dict": {}, "pyannote.audio": {"versions": Payload()}}, evil)
+    for args in (["evaluate", "pipeline", "--segmentation", evil, "--embedding", evil, "--data", "pyannote:sample"],
+                 ["train", "seg", "--data", seed_dataset, "--out", tmp_path / "run", "--workers", "0", "--set",
+                  f"model.init={evil}"],
+                 ["evaluate", "seg", "--checkpoint", evil, "--data", seed_dataset]):
+        result = run_cli(*args)
+        assert result.returncode == 2 and "not a readable checkpoint" in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+    assert not witness.exists() and not (tmp_path / "run").exists()
+
+
+def test_speaker_lists_with_impossible_times_or_encodings_name_the_line(tmp_path):
+    from dist_spk.data.speakers import load_speakers
+
+    wav = tmp_path / "rec.wav"
+    write_tone(wav, 3.0)
+    (tmp_path / "wav.scp").write_text("rec rec.wav\n")
+    (tmp_path / "utt2spk").write_text("u1 alice\nu2 bob\nu3 carol\nu4 dave\n")
+    (tmp_path / "segments").write_text("u1 rec 0.0 -1\nu2 rec nan 1.0\nu3 rec -0.5 1.0\nu4 rec 2.0 1.0\n")
+    manifest = load_speakers(tmp_path, format="kaldi")
+    assert [(u.key, u.start, u.end) for u in manifest.utterances] == [("u1", 0.0, None)]  # -1: to the end
+    assert sorted((p.line, p.message.split(": ", 1)[1][:12]) for p in manifest.problems) == [
+        (2, "times must b"), (3, "start -0.5 i"), (4, "end 1 must b")]
+
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("\ufeffpath,speaker\nmy recordings/rec.wav,alice\n")  # a byte-order mark, a path with a space
+    manifest = load_speakers(spaced, format="csv")
+    assert any("white space" in p.message for p in manifest.problems)
+    (tmp_path / "latin.csv").write_bytes("path,speaker\nrec.wav,Jos\xe9\n".encode("latin-1"))
+    (problem,) = load_speakers(tmp_path / "latin.csv", format="csv").problems
+    assert problem.line == 2 and "not UTF-8" in problem.message

@@ -96,7 +96,8 @@ def _voxceleb(root: Path) -> SpeakerManifest:
 
 def _kaldi_table(path: Path, fields: int, manifest: SpeakerManifest) -> dict[str, list[str]]:
     table: dict[str, list[str]] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = _decoded_lines(path, manifest)
+    for number, line in enumerate((text or "").splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=fields - 1)
@@ -125,12 +126,11 @@ def _kaldi(root: Path) -> SpeakerManifest:
             if utt not in segments:
                 manifest.problems.append(Problem(root / "utt2spk", f"utterance {utt!r} is not in segments", int(line)))
                 continue
-            recording, start_text, end_text, _ = segments[utt]
-            try:
-                start, end = float(start_text), float(end_text)
-            except ValueError:
-                manifest.problems.append(Problem(root / "segments", f"non-numeric times for {utt!r}",
-                                                 int(segments[utt][3])))
+            recording, start_text, end_text, segment_line = segments[utt]
+            # Kaldi's end -1: to the end of the recording
+            start, end, problem = parse_times(start_text, None if end_text.strip() == "-1" else end_text)
+            if problem:
+                manifest.problems.append(Problem(root / "segments", f"{utt!r}: {problem}", int(segment_line)))
                 continue
         if recording not in wavs:
             manifest.problems.append(Problem(root / "wav.scp", f"no entry for {recording!r} (utterance {utt!r})"))
@@ -145,9 +145,45 @@ def _kaldi(root: Path) -> SpeakerManifest:
     return manifest
 
 
+def parse_times(start_text: str | None, end_text: str | None) -> tuple[float, float | None, str | None]:
+    """(start, end or None for "to the end of the file", problem or None) from a segment's two time fields: finite
+    numbers, start >= 0, end after start."""
+    import math
+
+    try:
+        start = float(start_text) if start_text not in (None, "") else 0.0
+        end = float(end_text) if end_text not in (None, "") else None
+    except ValueError:
+        return 0.0, None, f"times must be numbers, got start {start_text!r}, end {end_text!r}"
+    if not math.isfinite(start) or (end is not None and not math.isfinite(end)):
+        return 0.0, None, f"times must be finite numbers, got start {start_text!r}, end {end_text!r}"
+    if start < 0:
+        return 0.0, None, f"start {start:g} is negative"
+    if end is not None and end <= start:
+        return 0.0, None, f"end {end:g} must be after start {start:g}"
+    return start, end, None
+
+
+def _decoded_lines(path: Path, manifest: SpeakerManifest) -> str | None:
+    """The file's text (UTF-8, a byte-order mark dropped), or None with one problem naming the first bad line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        manifest.problems.append(Problem(path, f"not UTF-8 text (byte {data[err.start]:#x}); save it as UTF-8 "
+                                         "(e.g. iconv -f latin1 -t utf-8)", line))
+        return None
+
+
 def _csv(path: Path) -> SpeakerManifest:
+    import io
+
     manifest = SpeakerManifest(path.parent, "csv")
-    with path.open(newline="") as handle:
+    text = _decoded_lines(path, manifest)
+    if text is None:
+        return manifest
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or [])
         if not {"path", "speaker"} <= columns:
@@ -155,17 +191,12 @@ def _csv(path: Path) -> SpeakerManifest:
                                              f"{','.join(reader.fieldnames or []) or 'nothing'}", 1))
             return manifest
         for number, row in enumerate(reader, start=2):
-            try:
-                start = float(row.get("start") or 0.0)
-                end = float(row["end"]) if row.get("end") else None
-            except ValueError:
-                manifest.problems.append(Problem(path, "start and end must be numbers", number))
+            start, end, problem = parse_times(row.get("start"), row.get("end"))
+            if problem:
+                manifest.problems.append(Problem(path, problem, number))
                 continue
             if not row["path"] or not row["speaker"]:
                 manifest.problems.append(Problem(path, "empty path or speaker", number))
-                continue
-            if end is not None and end <= start:
-                manifest.problems.append(Problem(path, f"end {end} must be after start {start}", number))
                 continue
             audio = Path(row["path"])
             key = row["path"] if end is None and start == 0.0 else f"{row['path']}@{start:.3f}-{end or 0:.3f}"
@@ -248,14 +279,21 @@ def load_speakers(
         raise DataError(f"{root}: no such file or folder")
     format = detect_format(root) if format == "auto" else format
     if format == "voxceleb":
-        return _voxceleb(root)
-    if format == "kaldi":
-        return _kaldi(root)
-    if format == "csv":
-        return _csv(root)
-    if format == "diarization":
-        return _diarization(root, split=split, min_seconds=min_seconds, speaker_scope=speaker_scope)
-    raise DataError(f"unknown speaker dataset format {format!r}; valid: auto, {', '.join(FORMATS)}")
+        manifest = _voxceleb(root)
+    elif format == "kaldi":
+        manifest = _kaldi(root)
+    elif format == "csv":
+        manifest = _csv(root)
+    elif format == "diarization":
+        manifest = _diarization(root, split=split, min_seconds=min_seconds, speaker_scope=speaker_scope)
+    else:
+        raise DataError(f"unknown speaker dataset format {format!r}; valid: auto, {', '.join(FORMATS)}")
+    spaced = [u.key for u in manifest.utterances if any(c.isspace() for c in u.key)]
+    if spaced:  # VoxCeleb-format trial lists separate fields by white space: such a key's trials would be lost
+        manifest.problems.append(Problem(root, f"{len(spaced)} utterance key(s) contain white space, which "
+                                         f"VoxCeleb-format trial lists cannot hold (first: {spaced[0]!r}); rename "
+                                         "them (e.g. spaces to underscores)"))
+    return manifest
 
 
 @dataclass

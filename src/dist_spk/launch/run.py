@@ -44,6 +44,11 @@ def check_segmentation_data(config) -> None:
     else:
         report = check_diarization(root)
     _refuse(report.errors)
+    init = Path(config.model.init).expanduser()
+    if config.model.init != "random" and init.exists():  # a local checkpoint: plain tensors only, before any run starts
+        from dist_spk.runs.checkpoints import read_checkpoint
+
+        read_checkpoint(init / "pytorch_model.bin" if init.is_dir() else init)
 
 
 def prepare_training_cache(config, task: str) -> dict[str, Any]:

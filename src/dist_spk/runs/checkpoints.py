@@ -45,10 +45,11 @@ def check_checkpoint(path: Path, task: str) -> dict:
 def allow_checkpoint_classes() -> None:
     """Let ``torch.load(weights_only=True)`` read pyannote checkpoints: they pickle the task specifications.
 
-    These three plain classes are all a pyannote checkpoint holds beyond tensors and builtins, so
-    resuming never needs the unsafe full unpickler.
+    These plain classes are all a pyannote checkpoint holds beyond tensors and builtins, so resuming or
+    fine-tuning never needs the unsafe full unpickler.
     """
     import torch
     from pyannote.audio.core.task import Problem, Resolution, Specifications
+    from torch.torch_version import TorchVersion  # a str: pyannote 3.x checkpoints record torch's version with it
 
-    torch.serialization.add_safe_globals([Specifications, Problem, Resolution])
+    torch.serialization.add_safe_globals([Specifications, Problem, Resolution, TorchVersion])
