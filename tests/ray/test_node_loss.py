@@ -35,7 +35,8 @@ def test_a_lost_worker_node_costs_at_most_the_epochs_since_the_last_checkpoint(s
     with LocalCluster(nodes=3, cpus_per_node=2, head_cpus=0, extra_env=FAST_NODE_DEATH) as cluster:
         env = {**cluster.env, "RAY_ADDRESS": f"127.0.0.1:{cluster.port}", "WANDB_MODE": "offline"}
         search = subprocess.Popen(
-            [*CLI, "tune", "spk", "--data", str(small_corpus / "spk"), "--out", str(exp), "--num-samples", "1",
+            [*CLI, "tune", "spk", "--preset", "local", "--data", str(small_corpus / "spk"), "--out", str(exp),
+             "--num-samples", "1",
              "--scheduler", "fifo", "--set", f"trainer.epochs={EPOCHS}", "--set", "data.batch_size=64",
              "--set", "search.max_trial_failures=2", *short_epochs("spk")],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -194,3 +194,29 @@ def test_speaker_lists_with_impossible_times_or_encodings_name_the_line(tmp_path
     (tmp_path / "latin.csv").write_bytes("path,speaker\nrec.wav,Jos\xe9\n".encode("latin-1"))
     (problem,) = load_speakers(tmp_path / "latin.csv", format="csv").problems
     assert problem.line == 2 and "not UTF-8" in problem.message
+
+
+def test_a_space_that_samples_nothing_runs_each_combination_once_or_repeats_with_its_own_seeds():
+    from dist_spk.tune.space import Param, load_space, samples_anything, space_path, with_repeats
+
+    study = load_space(space_path("seed_segmentation_variants", "seg"), "seg")
+    assert not samples_anything(study)  # 11 named variants: nothing drawn at random, so num_samples must not apply
+    assert with_repeats(study, repeats=1, seed=0) == study
+    repeated = with_repeats(study, repeats=3, seed=7)
+    assert repeated[-1] == Param("trainer.seed", "grid", ((7, 8, 9),))  # a column of summary.csv, one seed each
+    sampled = [Param("optim.lr", "loguniform", (1e-4, 1e-2))]
+    assert samples_anything(sampled) and with_repeats(sampled, repeats=3, seed=0) == sampled
+
+
+def test_joined_to_a_cluster_a_preset_must_be_named(tmp_path):
+    import os
+    import subprocess
+
+    from tests.conftest import CLI
+
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1"}  # as ray job submit sets it; nothing listens there
+    for command in (["train", "spk", "--data", str(tmp_path), "--out", str(tmp_path / "run")],
+                    ["tune", "seg", "--data", str(tmp_path), "--out", str(tmp_path / "exp")]):
+        result = subprocess.run([*CLI, *command], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "without --preset" in result.stderr and "local, cluster" in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "exp").exists()

@@ -31,7 +31,9 @@ app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(export_app, name="export")
 
 Task = Annotated[str, typer.Argument(help="seg (segmentation) or spk (speaker encoder).")]
-Preset = Annotated[str, typer.Option("--preset", "-p", help="Named preset: local (2 CPU cores) or cluster (GPUs).")]
+Preset = Annotated[str | None, typer.Option("--preset", "-p", help="Named preset: local (2 CPU cores) or cluster "
+                                            "(GPUs). Default: local; on a cluster (RAY_ADDRESS set) it must be "
+                                            "named.")]
 ConfigFile = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML file with any subset of the config's keys.")
 ]
@@ -73,12 +75,29 @@ Device = Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, 
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
 
 
-def resolve_config(task: str, preset: str, config: Path | None, overrides: list[str] | None, **keys: object):
+def resolve_config(task: str, preset: str | None, config: Path | None, overrides: list[str] | None, **keys: object):
     """The run config: preset < --config < --set < the dedicated flags (--data, --workers, ...)."""
     from dist_spk.config import load_config
 
     flags = [f"{key}={value}" for key, value in keys.items() if value is not None]
-    return load_config(task, preset_name=preset, file=config, overrides=[*(overrides or []), *flags])
+    return load_config(task, preset_name=chosen_preset(task, preset), file=config,
+                       overrides=[*(overrides or []), *flags])
+
+
+def chosen_preset(task: str, preset: str | None) -> str:
+    """``--preset``, or ``local`` when none was given on this machine; joined to a cluster (``RAY_ADDRESS``, as
+    ``ray job submit`` sets it) a preset must be named: the local one trains a toy model with CPU settings."""
+    import os
+
+    from dist_spk.config import PRESETS
+
+    if preset:
+        return preset
+    if os.environ.get("RAY_ADDRESS"):
+        raise DistSpkError(f"joined to a Ray cluster (RAY_ADDRESS is set) without --preset: name one "
+                           f"({', '.join(PRESETS[task])}); the default, local, trains a toy {task} model with CPU "
+                           "settings")
+    return "local"
 
 
 WANDB_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}  # `wandb agent` passes --key=value

@@ -56,7 +56,7 @@ def train_seg(
     ctx: typer.Context,
     data: DataRoot,
     out: Out,
-    preset: Preset = "local",
+    preset: Preset = None,
     workers: Workers = None,
     protocol: Annotated[str | None, typer.Option(help="Protocol name when --data is a database.yml.")] = None,
     config: ConfigFile = None,
@@ -77,7 +77,7 @@ def train_spk(
     data: Annotated[Path, typer.Option("--data", "-d", help="Speaker dataset: VoxCeleb or Kaldi folder, CSV, or a "
                                        "seed-layout diarization dataset.")],
     out: Out,
-    preset: Preset = "local",
+    preset: Preset = None,
     workers: Workers = None,
     trials: Annotated[Path | None, typer.Option(help="VoxCeleb-format trial list (default ROOT/trials.txt, else "
                                                 "generated from held-out speakers).")] = None,

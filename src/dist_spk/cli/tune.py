@@ -52,7 +52,7 @@ def _tune_command(task: str, objective: str):
                                            "(seg); a VoxCeleb/Kaldi folder, CSV or seed layout (spk).")],
         out: Annotated[str, typer.Option("--out", "-o", help="Experiment directory: a path, or an object-store URI "
                                          "(s3://bucket/exp, gs://...) for a cluster without a shared file system.")],
-        preset: Preset = "local", space: Space = None,
+        preset: Preset = None, space: Space = None,
         num_samples: Annotated[int | None, typer.Option(help="Trials (default: the preset's).")] = None,
         scheduler: Annotated[str | None, typer.Option(help="asha, fifo or pbt (population based training).")] = None,
         search: Annotated[str | None, typer.Option(help="random or optuna (TPE).")] = None,

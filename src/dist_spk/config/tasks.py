@@ -133,7 +133,9 @@ class TrainerConfig:
 class SearchConfig:
     """Ray Tune search settings (``dist-spk tune``); the search space itself is a YAML file."""
 
-    num_samples: int = 32  # trials
+    num_samples: int = 32  # trials drawn from a space that samples (a space that samples nothing runs each combination)
+    # a space that samples nothing (a grid, a variant list): runs of each combination, repeat k with trainer.seed + k
+    repeats: int = 1
     trial_scheduler: Literal["asha", "fifo", "pbt"] = "asha"  # was search.scheduler
     sampler: Literal["random", "optuna"] = "random"  # was search.search
     grace_period: int = 2  # ASHA: epochs every trial runs before it may be stopped
@@ -148,7 +150,7 @@ class SearchConfig:
     in_process_trials: bool = True
 
     def problems(self) -> Problems:
-        yield from _positive(self, "num_samples", "grace_period", "perturbation_interval")
+        yield from _positive(self, "num_samples", "repeats", "grace_period", "perturbation_interval")
         yield from _non_negative(self, "max_concurrent", "max_trial_failures")
         if self.reduction_factor < 2:
             yield "reduction_factor", f"must be >= 2, got {self.reduction_factor}"

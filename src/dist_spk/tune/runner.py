@@ -38,7 +38,15 @@ from dist_spk.launch.run import CHECKS, OBJECTIVES, PREPARES
 from dist_spk.launch.worker_logs import DRIVER_LOG, LOGS_DIR, capture_worker_output
 from dist_spk.runs import storage
 from dist_spk.runs.locks import exclusive_or_fail
-from dist_spk.tune.space import Param, check_values, to_param_space, to_wandb_sweep, variant_list
+from dist_spk.tune.space import (
+    Param,
+    check_values,
+    samples_anything,
+    to_param_space,
+    to_wandb_sweep,
+    variant_list,
+    with_repeats,
+)
 
 _LOCAL_RAY: list[bool] = []  # non-empty once this process started a local Ray
 
@@ -372,9 +380,14 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
     wandb_logger, offline = wandb_callback(config.search.wandb_project, mirror, objective=metric,
                                            base=to_dict(config), location=exp,
                                            sweep=to_wandb_sweep(params, metric=metric, method=method))
-    # Tune repeats the grid (and every variant) num_samples times
+    # Tune repeats the grid (and every variant) num_samples times: a space that samples nothing would run identical
+    # trials (same config, same seed), so it runs each combination once, or search.repeats times with their own seeds
+    sampled = samples_anything(params)
+    if not sampled:
+        params = with_repeats(params, repeats=config.search.repeats, seed=config.trainer.seed)
+    num_samples = config.search.num_samples if sampled else 1
     grid = math.prod(len(p.args[0]) for p in params if p.kind in ("grid", "variant"))
-    total = config.search.num_samples * grid
+    total = num_samples * grid
     search = config.search
     view = SearchView(objective=metric, max_epochs=config.trainer.epochs, total_trials=total,
                       params=[p.key for p in params if p.kind != "constant"], scheduler=search.trial_scheduler,
@@ -394,7 +407,7 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
                 scheduler=scheduler,
                 # it holds the limit on concurrent trials (Tune ignores max_concurrent_trials given a generator)
                 search_alg=_search_algorithm(config, params, metric, concurrent),
-                num_samples=config.search.num_samples,
+                num_samples=num_samples,
                 trial_dirname_creator=lambda trial: trial.trial_id,
                 trial_name_creator=trial_name,
                 reuse_actors=in_process,  # the next trial starts in a process with torch and pyannote imported

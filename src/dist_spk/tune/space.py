@@ -387,6 +387,24 @@ def space_path(space: str | Path | None, task: str) -> Path:
     return Path(space)
 
 
+SAMPLED_KINDS = ("choice", "weighted", "uniform", "quniform", "loguniform", "qloguniform", "randint", "normal",
+                 "qnormal")
+
+
+def samples_anything(params: list[Param]) -> bool:
+    """Whether a trial of this space draws any value at random (else every trial is one of a fixed set)."""
+    return any(p.kind in SAMPLED_KINDS for p in params)
+
+
+def with_repeats(params: list[Param], *, repeats: int, seed: int) -> list[Param]:
+    """A space that samples nothing, with ``repeats`` runs of each combination, run k seeded ``seed + k`` (a grid
+    over ``trainer.seed``, so summary.csv records it): repeats measure variance instead of duplicating a run."""
+    if repeats <= 1 or samples_anything(params):
+        return params
+    return [*(p for p in params if p.key != "trainer.seed"),
+            Param("trainer.seed", "grid", (tuple(seed + k for k in range(repeats)),))]
+
+
 def to_param_space(params: list[Param]) -> dict[str, Any]:
     """Tune's ``param_space``: dotted key -> domain (or fixed value)."""
     return {p.key: p.to_tune() for p in params}
