@@ -472,8 +472,12 @@ def _conclude(task: str, config, params: list[Param], results, *, exp: str, mirr
     best = export_best(exp_dir, rows, objective=objective, location=exp)
     if best is not None:  # a search with no scored trial has nothing to plot
         draw_report(exp_dir)  # before the experiment's W&B run, which uploads the plots
-    log_experiment(exp_dir, project=config.search.wandb_project, objective=objective,
-                   upload_best=config.search.wandb_upload_best)
+    try:
+        log_experiment(exp_dir, project=config.search.wandb_project, objective=objective,
+                       upload_best=config.search.wandb_upload_best)
+    except Exception as err:  # W&B down or slow: the search's results (summary.csv, best/) stand without it
+        print(f"[tune] the experiment's W&B run failed ({type(err).__name__}: "
+              f"{str(err).splitlines()[0][:200] if str(err) else ''}); summary.csv and best/ are complete", flush=True)
     if storage.is_remote(exp):
         storage.upload(mirror, exp, skip=(*storage.HEAVY, "trials"))
         print(f"[tune] uploaded the summary, best/, plots/ and wandb/ to {exp}", flush=True)

@@ -47,6 +47,7 @@ from dist_spk.runs import storage
 from dist_spk.runs.run_dir import STEPS_FILE, JsonlTail
 
 KEY_VAR = SECRETS["wandb_api_key"]  # WANDB_API_KEY
+CLOSE_TIMEOUT_S = 120.0  # the longest a search's end waits for W&B to finish its runs
 # what Tune adds to every result: bookkeeping, not metrics (the config goes to the run's config)
 TUNE_KEYS = {"config", "trial_id", "date", "timestamp", "pid", "hostname", "node_ip", "experiment_tag", "done",
              "checkpoint_dir_name", "should_checkpoint", "checkpoint_path", "wall_time", "time_since_restore",
@@ -223,7 +224,10 @@ class TrialRuns(Callback):
         self._submit(self._finish_all)
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join()
+            self._thread.join(timeout=CLOSE_TIMEOUT_S)
+            if self._thread.is_alive():  # a W&B server that hangs never holds the search's results hostage
+                print(f"[tune] W&B did not finish its runs within {CLOSE_TIMEOUT_S:.0f} s (server slow or gone); "
+                      f"what it wrote is in {Path(self.exp_dir) / 'wandb'} (wandb sync uploads it)", flush=True)
             self._thread = self._queue = None
 
     def on_experiment_end(self, trials, **info):
@@ -477,6 +481,13 @@ def wandb_callback(project: str, exp_dir: Path, *, objective: str, base: dict[st
     """
     offline = logs_offline(announce_dir=exp_dir / "wandb")
     experiment_group(exp_dir, location=location)  # the record names where the experiment lives
-    sweep_id = register_sweep(exp_dir, sweep, project=project) if sweep and not offline else None
+    sweep_id = None
+    if sweep and not offline:
+        try:
+            sweep_id = register_sweep(exp_dir, sweep, project=project)
+        except Exception as err:  # W&B's server refusing or failing: the search runs, its trials still log
+            reason = str(err).splitlines()[0][:200] if str(err) else ""
+            print(f"[tune] the W&B sweep was not created ({type(err).__name__}: {reason}); trials log to the "
+                  "experiment's group without it", flush=True)
     return TrialRuns(project=project, exp_dir=exp_dir, objective=objective, base=base, offline=offline,
                      sweep_id=sweep_id, location=location), offline
