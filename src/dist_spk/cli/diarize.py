@@ -47,8 +47,9 @@ def diarize(
     files = by_uri(collect_audio(audio))
     durations = check_readable(files)
     device = resolve_device(device)
-    with internals_to(out / "logs" / "diarize.log"):
+    with internals_to(out / "logs" / "diarize.log", deferred=True) as log:  # a refused pipeline leaves no folder
         loaded = load_pipeline(pipeline, device=device)
+        log.open()
         results = diarize_files(loaded, files, out, num_speakers=num_speakers, min_speakers=min_speakers,
                                 max_speakers=max_speakers, overwrite=overwrite)
     done = [r for r in results if not r.skipped]

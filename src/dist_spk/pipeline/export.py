@@ -143,8 +143,8 @@ def pipeline_card(report: dict[str, Any], out: Path, *, plda: str | Path | None)
     data = report["data"]
     fingerprint = "" if data == SAMPLE or not Path(data).exists() else (
         " (sha256 `{sha256:.16}...` over {files} files; {covers})".format(**dataset_fingerprint(data)))
-    tuning = (f"tuned on the `{final['tuned_on']}` split ({final['iterations']} iterations of Optuna TPE on "
-              "pyannote's DER)" if final_name == "tuned" else "untuned (the default parameters)")
+    tuning = (f"tuned on the `{final['tuned_on']}` split: {final['iterations']} iterations of Optuna TPE on "
+              "pyannote's DER" if final_name == "tuned" else "untuned: the default parameters")
     sources = [provenance_section("segmentation", provenance(report["segmentation"],
                                                              _config_dir(report["segmentation"], resolve_checkpoint))),
                provenance_section("embedding", provenance(report["embedding"],
@@ -157,11 +157,11 @@ def pipeline_card(report: dict[str, Any], out: Path, *, plda: str | Path | None)
         f"DER on the `{report['split']}` split of `{data}`{fingerprint}, {files} file(s), pyannote.metrics with the "
         "optimal speaker mapping, overlapped speech scored, no forgiveness collar (last column: ±0.25 s):", "",
         markdown_table(rows, ("", "DER", "confusion", "false alarm", "miss", "DER ±0.25 s")), "",
-        f"Parameters ({tuning}):", "", "```yaml", yaml.safe_dump(_plain(final["params"]), sort_keys=True).rstrip(),
+        f"Parameters, {tuning}:", "", "```yaml", yaml.safe_dump(_plain(final["params"]), sort_keys=True).rstrip(),
         "```", "", "## Where it came from", "", "\n\n".join(sources)]
     summary = (f"A speaker-diarization pipeline (pyannote.audio {metadata.version('pyannote.audio')}'s "
                f"SpeakerDiarization) with a fine-tuned PyanNet segmentation model, a dist_spk speaker encoder and "
-               f"{report['clustering']} clustering, {tuning}.")
+               f"{report['clustering']} clustering; {tuning}.")
     usage = (f'from pyannote.audio import Pipeline\n'
              f'pipeline = Pipeline.from_pretrained("{out}")  # needs dist_spk installed, not imported\n'
              f'output = pipeline("meeting.wav")  # or: dist-spk diarize meeting.wav --pipeline {out} --out rttm/\n'

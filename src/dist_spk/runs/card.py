@@ -68,6 +68,7 @@ class Provenance:
     trial_id: str = ""
     hyper_parameters: dict[str, Any] = field(default_factory=dict)
     best_metrics: dict[str, Any] = field(default_factory=dict)
+    searched: dict[str, str] = field(default_factory=dict)  # the best trial's values of the searched keys
     wandb: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,6 +91,7 @@ def provenance(checkpoint: str | Path, config_dir: Path | None) -> Provenance:
     exp = config_dir.parent if config_dir.name == "best" else None
     if exp is not None and (exp / "summary.csv").is_file():
         found.experiment = str(exp.resolve())
+        found.searched = _searched(exp / "summary.csv", found.trial_id)
         record = exp / "wandb" / "experiment.json"
         if record.is_file():
             found.wandb = {k: str(v) for k, v in json.loads(record.read_text()).items()
@@ -98,6 +100,16 @@ def provenance(checkpoint: str | Path, config_dir: Path | None) -> Provenance:
             if "sweep_id" not in found.wandb and not found.wandb.get("workspace"):
                 found.wandb["runs"] = f"offline, in {exp / 'wandb'} (wandb sync uploads them)"
     return found
+
+
+def _searched(summary: Path, trial_id: str) -> dict[str, str]:
+    """The searched keys' values of ``trial_id`` in a search's ``summary.csv`` (its columns after the fixed ones)."""
+    import csv
+
+    with summary.open(newline="") as handle:
+        row = next((r for r in csv.DictReader(handle) if r.get("trial_id") == trial_id), None)
+    fixed = {"trial_id", "status", "epochs", "best_epoch"}
+    return {k: v for k, v in (row or {}).items() if k not in fixed and not k.startswith("best_") and v != ""}
 
 
 def markdown_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
@@ -117,6 +129,9 @@ def provenance_section(title: str, source: Provenance, *, fingerprint: bool = Tr
                          f"{print_['bytes'] / 1e6:.1f} MB; {print_['covers']})")
     if source.experiment:
         lines.append(f"- search: `{source.experiment}` (best trial `{source.trial_id}`)")
+        if source.searched:
+            lines.append("- the best trial's searched hyper-parameters: "
+                         + ", ".join(f"`{k}={v}`" for k, v in source.searched.items()))
     for key, value in source.wandb.items():
         lines.append(f"- W&B {key}: {value}")
     metrics = {k: v for k, v in source.best_metrics.items() if isinstance(v, int | float) and k != "epoch"}
