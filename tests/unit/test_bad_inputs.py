@@ -121,7 +121,10 @@ def test_bad_input_is_one_clear_error_and_touches_nothing(inputs, name, args, wo
     before = {path: tree_hash(inputs / path) for path in kept}
     outputs = [Path(a) for a in argv if a.startswith(str(inputs)) and not Path(a).exists()]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    result = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=300, env=env)
+    cwd = inputs / "cwd"  # where a default output (./rttm, ./logs) would land
+    cwd.mkdir(exist_ok=True)
+    listing = sorted(os.listdir(inputs)), sorted(os.listdir(cwd))
+    result = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
     assert result.returncode == 2, (name, result.stdout[-2000:], result.stderr[-2000:])
     assert "Traceback" not in result.stderr + result.stdout, name
     assert result.stderr.startswith("error:") and words in result.stderr, (name, result.stderr)
@@ -129,3 +132,4 @@ def test_bad_input_is_one_clear_error_and_touches_nothing(inputs, name, args, wo
     assert {path: tree_hash(inputs / path) for path in kept} == before, name
     assert not [str(p) for p in outputs if p.exists()], name  # nothing half-written where an output was named
     assert not (inputs / "code-ran").exists()
+    assert (sorted(os.listdir(inputs)), sorted(os.listdir(cwd))) == listing, name  # no log folder, no default output

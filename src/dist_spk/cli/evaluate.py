@@ -114,6 +114,7 @@ def evaluate_pipeline_command(
     if rttm_dir.is_dir() and any(rttm_dir.iterdir()) and not force:  # it may hold a split's reference RTTMs
         raise DistSpkError(f"--rttm-dir {rttm_dir} is not empty; choose another folder or pass --force to write the "
                            "hypotheses into it (files of the same name are replaced)")
+    _check_models(segmentation, embedding)  # a wrong or unsafe checkpoint is refused before any file is written
     stages = Stages("evaluate pipeline", 3 if tune_on else 1)
     with internals_to((out.parent if out else rttm_dir.parent) / "logs" / "evaluate-pipeline.log") as log:
         report = evaluate_pipeline(segmentation, embedding, data if data == SAMPLE else Path(data), split=split,
@@ -138,6 +139,18 @@ def evaluate_pipeline_command(
         next_steps += [f"dist-spk diarize AUDIO... --pipeline {export} --out rttm/",
                        f'python -c "from pyannote.audio import Pipeline; Pipeline.from_pretrained(\'{export}\')"']
     stages.summary("pipeline evaluated", figures=figures, produced=produced, next_steps=next_steps)
+
+
+def _check_models(segmentation: Path, embedding: Path) -> None:
+    """Each local model is a plain checkpoint (``weights_only=True``) of the right task."""
+    from dist_spk.runs.checkpoints import TASK_NAMES, read_checkpoint
+    from dist_spk.runs.run_dir import resolve_checkpoint
+
+    for flag, path, task in (("--segmentation", segmentation, "seg"), ("--embedding", embedding, "spk")):
+        if path.exists():
+            _, found = read_checkpoint(resolve_checkpoint(path)[0])
+            if found != task:
+                raise DistSpkError(f"{flag} {path}: a {TASK_NAMES[found]} checkpoint, not a {TASK_NAMES[task]} one")
 
 
 @app.command("embed")
