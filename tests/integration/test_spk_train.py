@@ -45,6 +45,8 @@ def test_evaluate_matches_training_and_as_norm_runs(spk_run, small_corpus):
 def test_resume_continues_and_wrong_checkpoints_are_refused(spk_run, small_corpus, tmp_path):
     out = tmp_path / "resumed"
     shutil.copytree(spk_run[0], out)
+    with (out / "metrics.jsonl").open("a") as handle:  # the process was killed mid-append: a torn last line
+        handle.write('{"epoch": 20, "eer": 0.1')
     run_training("spk", local_config("spk", small_corpus / "spk", **{"trainer.epochs": 21}), out=out, resume=True)
     assert [row["epoch"] for row in read_metrics(out)] == list(range(21))
     broken = tmp_path / "broken.ckpt"
