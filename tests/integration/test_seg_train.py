@@ -116,7 +116,7 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch):
 
     corrupt = tmp_path / "broken.ckpt"
     corrupt.write_bytes(b"\x00not a checkpoint")
-    with pytest.raises(DistSpkError, match=r"broken\.ckpt: not a readable pyannote checkpoint"):
+    with pytest.raises(DistSpkError, match=r"broken\.ckpt: not a readable checkpoint"):
         load_pretrained(str(corrupt))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: the real download path fails fast
     monkeypatch.delenv("HF_TOKEN", raising=False)
