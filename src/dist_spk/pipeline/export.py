@@ -33,14 +33,15 @@ OUR_PIPELINE = "dist_spk.pipeline.diarization.SpeakerDiarization"
 
 def check_export_target(out: Path, *, force: bool = False) -> None:
     """Refuse to write over anything in ``out`` unless ``force``; with ``force``, only an earlier export's parts are
-    replaced (other files in ``out``, e.g. a report, are kept). Called before any work starts."""
+    replaced (other files in ``out``, e.g. a report, are kept; an export cut short, which left its staging folder,
+    counts as an earlier export). Called before any work starts."""
     if out.exists() and not out.is_dir():
         raise DistSpkError(f"--export {out}: exists and is not a folder")
     existing = [name for name in PARTS if (out / name).exists()]
     if existing and not force:
         raise DistSpkError(f"--export {out} already holds {', '.join(existing)}; choose another folder or pass "
                            "--force to replace that export")
-    if existing and not (out / "config.yaml").is_file():
+    if existing and not (out / "config.yaml").is_file() and not (out / ".export.partial").is_dir():
         raise DistSpkError(f"--export {out}: holds {', '.join(existing)} but no config.yaml: not an earlier export, "
                            "not replaced")
 
