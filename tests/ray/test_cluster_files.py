@@ -47,7 +47,8 @@ def test_the_project_image_pins_our_ray_and_python_and_copies_no_secret():
     assert f"FROM rayproject/ray:{ray.__version__}-{python}-gpu" in dockerfile
     assert "-c constraints.txt" in dockerfile and "COPY . " not in dockerfile  # only what the package needs
     ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
-    assert {".venv", ".git", "demo/", ".ray_token", "wandb/", "*.token"} <= ignored
+    # secrets at any depth (a bare "*.token" matches only at the root of the build context)
+    assert {".venv", ".git", "demo/", "**/.ray_token", "wandb/", "**/*.token", "**/.env", "**/.netrc"} <= ignored
 
 
 def test_gpu_nodes_refuse_a_driver_too_old_for_our_torch():

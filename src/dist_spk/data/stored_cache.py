@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from dist_spk.data.training_cache import AUDIO, MANIFEST, checked_files
+from dist_spk.data.training_cache import AUDIO, MANIFEST, MARK, checked_files
 from dist_spk.errors import DataError, DistSpkError
 from dist_spk.runs import storage
 from dist_spk.runs.locks import exclusive
@@ -27,8 +27,9 @@ def stored_cache_exists(location: str) -> bool:
 
 
 def publish(local: Path, location: str) -> None:
-    """Upload the cache prepared at ``local`` to ``location``: the audio, then the manifest that completes it."""
-    storage.upload(local, location, skip=(MANIFEST,))
+    """Upload the cache prepared at ``local`` to ``location``: the audio, then the manifest that completes it (the
+    local folder's mark stays local: the store holds exactly the audio and the manifest)."""
+    storage.upload(local, location, skip=(MANIFEST, MARK))
     storage.write_bytes(storage.join(location, MANIFEST), (Path(local) / MANIFEST).read_bytes())
 
 
