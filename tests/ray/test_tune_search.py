@@ -110,7 +110,8 @@ def test_asha_search_runs_concurrent_trials_stops_some_early_and_logs_to_wandb(s
     assert wandb_summary(experiment)["best/eer"] == pytest.approx(best["best"]["eer"])
     artifacts = [r.artifact for r in wandb_records(experiment) if r.WhichOneof("record_type") == "artifact"]
     (model,) = [a for a in artifacts if a.type == "model"]
-    assert {entry.path for entry in model.manifest.contents} == {"checkpoint.ckpt", "config.yaml", "metrics.json"}
+    assert {entry.path for entry in model.manifest.contents} == {"checkpoint.ckpt", "config.yaml", "metrics.json",
+                                                                 "pytorch_model.bin"}  # the pyannote model folder
     assert "wandb sync" in result.stdout
     # the console, captured (not a terminal): one plain line per trial event and the closing summary; Ray's, the
     # workers' and W&B's own lines in EXP/logs/ instead

@@ -93,7 +93,10 @@ def export_best(exp_dir: Path, rows: list[dict], *, objective: str, location: st
     checkpoint = best_checkpoint_of(storage.join(location or exp_dir, "trials", best["trial_id"]))
     if checkpoint is not None:
         shutil.copyfile(checkpoint, out / "checkpoint.ckpt")
-        write_pyannote_model(out / "checkpoint.ckpt", out)
+        try:
+            write_pyannote_model(out / "checkpoint.ckpt", out)
+        except DistSpkError as err:  # the search's results stand without the pyannote copy
+            print(f"[tune] {out}/pytorch_model.bin not written: {err}", flush=True)
     history = read_metrics(trial_dir)
     epoch_row = next(row for row in history if row["epoch"] == best["best_epoch"])
     (out / "metrics.json").write_text(json.dumps({"trial_id": best["trial_id"], "objective": objective,
