@@ -146,8 +146,8 @@ def test_model_folders_load_with_pyannotes_own_loader(seg_run, spk_run, small_co
     seg = Model.from_pretrained(seg_run[0] / "checkpoints")  # a segmentation run's checkpoints/ is a model folder
     assert seg.specifications.powerset
     best = tmp_path / "best"  # what export_best writes into EXP/best beside checkpoint.ckpt
-    for run in (seg_run[0], spk_run[0]):
-        write_pyannote_model(run / "checkpoints" / "best.ckpt", best)
+    for run, task in ((seg_run[0], "seg"), (spk_run[0], "spk")):
+        write_pyannote_model(run / "checkpoints" / "best.ckpt", best, task=task)
         model = Model.from_pretrained(best)
         assert type(model).__name__ == ("PyanNet" if run == seg_run[0] else "SpeakerEncoderModel")
 

@@ -126,10 +126,3 @@ def check_new_output(path: Path, *, force: bool) -> None:
     if path.exists() and not force:
         raise DistSpkError(f"{path} already exists; choose another -o or pass --force to replace it")
 
-
-def write_output(path: Path, text: str) -> None:
-    """Write ``text`` through a temporary file beside ``path`` and a rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from dist_spk.cli.app import Force, check_new_output, data_app, write_output
+from dist_spk.cli.app import Force, check_new_output, data_app
 from dist_spk.config.registry import TASKS
 from dist_spk.errors import DistSpkError
+from dist_spk.runs.files import write_text
 
 Dataset = Annotated[Path, typer.Argument(help="A seed-layout folder, a pyannote database.yml, a VoxCeleb or Kaldi "
                                          "folder, or a CSV file.")]
@@ -170,7 +171,7 @@ def data_trials(
     manifest = load_speakers(root, format=format)
     _, heldout = heldout_split(manifest, fraction=fraction, seed=seed)
     trials = generate_trials(manifest, heldout, seed=seed)
-    write_output(output, format_trials(trials))
+    write_text(output, format_trials(trials))
     typer.echo(f"wrote {output}: {len(trials)} trials over {len(heldout)} held-out speakers "
                f"(training then uses the other {len(manifest.speakers()) - len(heldout)})")
 
@@ -202,5 +203,5 @@ def data_segments(
     writer.writerow(["path", "speaker", "start", "end"])
     for u in manifest.utterances:
         writer.writerow([str(u.path), u.speaker, f"{u.start:.3f}", f"{u.end:.3f}"])
-    write_output(output, handle.getvalue())
+    write_text(output, handle.getvalue())
     typer.echo(f"wrote {output}: {len(manifest.utterances)} segments of {len(manifest.speakers())} speakers")

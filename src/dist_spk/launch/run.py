@@ -46,9 +46,9 @@ def check_segmentation_data(config) -> None:
     _refuse(report.errors)
     init = Path(config.model.init).expanduser()
     if config.model.init != "random" and init.exists():  # a local checkpoint: plain tensors only, before any run starts
-        from dist_spk.runs.checkpoints import read_checkpoint
+        from dist_spk.runs.checkpoints import check_plain
 
-        read_checkpoint(init / "pytorch_model.bin" if init.is_dir() else init)
+        check_plain(init)
 
 
 def prepare_training_cache(config, task: str) -> dict[str, Any]:

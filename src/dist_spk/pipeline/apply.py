@@ -138,6 +138,7 @@ def diarize_files(pipeline, files: dict[str, Path], out: Path, *, num_speakers: 
     from tqdm.auto import tqdm
 
     from dist_spk.pipeline.evaluate import with_waveform
+    from dist_spk.runs.files import replacing
 
     out.mkdir(parents=True, exist_ok=True)
     done = []
@@ -149,9 +150,7 @@ def diarize_files(pipeline, files: dict[str, Path], out: Path, *, num_speakers: 
         output = pipeline(with_waveform({"uri": uri, "audio": str(path)}), num_speakers=num_speakers,
                           min_speakers=min_speakers, max_speakers=max_speakers)
         annotation: Annotation = getattr(output, "speaker_diarization", output)  # pyannote 4, or legacy
-        partial = rttm.with_name(f".{rttm.name}.partial")
-        with partial.open("w") as handle:
+        with replacing(rttm) as partial, partial.open("w") as handle:
             annotation.write_rttm(handle)
-        partial.replace(rttm)
         done.append(Diarized(uri, rttm, len(annotation.labels()), annotation.get_timeline().support().duration()))
     return done

@@ -90,7 +90,7 @@ def export_pipeline(pipeline, out: Path, *, clustering: str, params: dict[str, A
     no config.yaml, so it never looks complete."""
     from dist_spk.pipeline.model_folder import write_model_folder
     from dist_spk.pipeline.plda import PLDA_FILE, TRANSFORM_FILE, identity_plda, save_plda
-    from dist_spk.runs.card import write_card
+    from dist_spk.runs.files import write_text
 
     check_export_target(out, force=force)
     staging = out / ".export.partial"
@@ -110,7 +110,7 @@ def export_pipeline(pipeline, out: Path, *, clustering: str, params: dict[str, A
                                  "pyannote's SpeakerDiarization loads a PLDA whatever its clustering"})
     config = pipeline_config(pipeline, clustering=clustering, params=params)
     (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    write_card(staging / "README.md", card)
+    write_text(staging / "README.md", card)
     for name in PARTS:  # config.yaml last: until it lands, the folder is not a pipeline
         target = out / name
         if target.is_dir():
@@ -127,7 +127,6 @@ def pipeline_card(report: dict[str, Any], out: Path, *, plda: str | Path | None)
     """The model card of an exported pipeline, from ``dist-spk evaluate pipeline``'s report."""
     from dist_spk.pipeline.evaluate import SAMPLE
     from dist_spk.runs.card import dataset_fingerprint, markdown_table, provenance, provenance_section, render_card
-    from dist_spk.runs.run_dir import resolve_checkpoint
 
     final_name = report["final"]
     final = report[final_name]
@@ -146,10 +145,8 @@ def pipeline_card(report: dict[str, Any], out: Path, *, plda: str | Path | None)
         " (sha256 `{sha256:.16}...` over {files} files; {covers})".format(**dataset_fingerprint(data)))
     tuning = (f"tuned on the `{final['tuned_on']}` split: {final['iterations']} iterations of Optuna TPE on "
               "pyannote's DER" if final_name == "tuned" else "untuned: the default parameters")
-    sources = [provenance_section("segmentation", provenance(report["segmentation"],
-                                                             _config_dir(report["segmentation"], resolve_checkpoint))),
-               provenance_section("embedding", provenance(report["embedding"],
-                                                          _config_dir(report["embedding"], resolve_checkpoint)))]
+    sources = [provenance_section(name, provenance(report[name], _config_dir(report[name])))
+               for name in ("segmentation", "embedding")]
     if plda is not None:
         sources.append(f"### PLDA\n\n- fitted by `dist-spk train plda` in `{plda}`")
     files = len(final["files"])
@@ -170,8 +167,10 @@ def pipeline_card(report: dict[str, Any], out: Path, *, plda: str | Path | None)
     return render_card("dist_spk speaker-diarization pipeline", summary, sections, usage)
 
 
-def _config_dir(checkpoint: str, resolve) -> Path | None:
+def _config_dir(checkpoint: str) -> Path | None:
+    from dist_spk.runs.run_dir import resolve_checkpoint
+
     try:
-        return resolve(checkpoint)[1]
+        return resolve_checkpoint(checkpoint)[1]
     except DistSpkError:  # a hub id: no config of ours
         return None

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from dist_spk.errors import DistSpkError
+from dist_spk.runs.files import replacing
 
 MODEL_FILE = "pytorch_model.bin"  # pyannote.audio.utils.hf_hub.AssetFileName.Model
 
@@ -27,10 +28,8 @@ def write_model_file(model, path: Path) -> Path:
                   "hyper_parameters": dict(model.hparams)}
     model.on_save_checkpoint(checkpoint)
     checkpoint["pytorch-lightning_version"] = lightning.__version__
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(checkpoint, partial)
-    partial.replace(path)
+    with replacing(path) as partial:
+        torch.save(checkpoint, partial)
     return path
 
 
@@ -43,19 +42,11 @@ def write_model_folder(model, folder: Path) -> Path:
 def check_model_file(path: Path) -> None:
     """Refuse a model file that holds anything but tensors and pyannote's few plain classes, before pyannote's
     ``Model.from_pretrained`` unpickles it with ``weights_only=False`` (a pickle can run code when loaded)."""
-    import torch
+    from dist_spk.runs.checkpoints import check_plain
 
-    from dist_spk.runs.checkpoints import allow_checkpoint_classes
-
-    allow_checkpoint_classes()
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unknown globals (code), truncated zip, garbage
-        first_line = str(err).splitlines()[0] if str(err) else ""
-        raise DistSpkError(f"{path}: refused: not a plain model checkpoint ({type(err).__name__}: "
-                           f"{first_line[:200]})") from None
-    if not isinstance(payload, dict) or "pyannote.audio" not in payload or "state_dict" not in payload:
-        raise DistSpkError(f"{path}: not a pyannote model checkpoint (no 'pyannote.audio' block or state_dict)")
+    payload = check_plain(path)  # unknown globals (code), a truncated zip, garbage: one error naming the file
+    if "pyannote.audio" not in payload:
+        raise DistSpkError(f"{path}: not a pyannote model checkpoint (no 'pyannote.audio' block)")
 
 
 def link_model_file(checkpoints: Path, target: str = "best.ckpt") -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_spk.errors import DistSpkError
+from dist_spk.runs.files import replacing, write_text
 
 TRANSFORM_FILE, PLDA_FILE = "xvec_transform.npz", "plda.npz"
 LDA_DIMENSION = 128  # pyannote's PLDA truncates to this many dimensions (PLDA.lda_dimension)
@@ -91,11 +92,10 @@ def save_plda(folder: Path, transform: dict[str, np.ndarray], plda: dict[str, np
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, arrays in ((TRANSFORM_FILE, transform), (PLDA_FILE, plda)):
-        partial = folder / f".{name}.partial.npz"
-        np.savez(partial, **{key: value.astype(np.float64) for key, value in arrays.items()})
-        partial.replace(folder / name)
+        with replacing(folder / name) as partial, partial.open("wb") as handle:  # a handle: savez adds no suffix
+            np.savez(handle, **{key: value.astype(np.float64) for key, value in arrays.items()})
     if about is not None:
-        (folder / "plda.json").write_text(json.dumps(about, indent=1) + "\n")
+        write_text(folder / "plda.json", json.dumps(about, indent=1) + "\n")
     return folder
 
 
@@ -132,14 +132,14 @@ def fit_encoder_plda(embedding: str | Path, data: str | Path, out: Path, *, form
     from dist_spk.data.speakers import load_speakers
     from dist_spk.speaker.inference import embed_utterances, load_speaker_module
 
-    module = load_speaker_module(embedding)
+    module = load_speaker_module(embedding, device=device)
     manifest = load_speakers(data, format=format)
     if manifest.problems:
         from dist_spk.data.problems import format_problems
 
         raise DistSpkError(f"{data}: cannot fit a PLDA:\n" + format_problems(manifest.problems))
     utterances = [u for _, group in sorted(manifest.by_speaker().items()) for u in group[:per_speaker]]
-    embeddings = embed_utterances(module.to(device), utterances, max_seconds=max_seconds, device=device)
+    embeddings = embed_utterances(module, utterances, max_seconds=max_seconds)
     speakers = [u.speaker for u in utterances]
     transform, plda = fit_plda(embeddings, speakers, lda_dimension=lda_dimension)
     about = {"embedding": str(embedding), "data": str(data), "speakers": len(set(speakers)),
@@ -151,7 +151,7 @@ def fit_encoder_plda(embedding: str | Path, data: str | Path, out: Path, *, form
 
 
 def _write_card(out: Path, about: dict, embedding: str | Path) -> None:
-    from dist_spk.runs.card import provenance, provenance_section, render_card, write_card
+    from dist_spk.runs.card import provenance, provenance_section, render_card
     from dist_spk.runs.run_dir import resolve_checkpoint
 
     summary = (f"An LDA ({about['embedding_dimension']} -> {about['lda_dimension']} dimensions) and two-covariance "
@@ -162,5 +162,5 @@ def _write_card(out: Path, about: dict, embedding: str | Path) -> None:
     usage = (f'dist-spk evaluate pipeline --segmentation SEG --embedding {embedding} --data DATA --tune-on dev \\\n'
              f'    --clustering vbx --plda {out} --export PIPELINE   # a pipeline folder that carries it in plda/\n'
              f'# in Python: pyannote.audio.core.plda.PLDA.from_pretrained("{out}")')
-    write_card(out / "README.md", render_card("dist_spk PLDA for VBx clustering", summary, [source], usage,
-                                                    language="bash"))
+    write_text(out / "README.md", render_card("dist_spk PLDA for VBx clustering", summary, [source], usage,
+                                              language="bash"))

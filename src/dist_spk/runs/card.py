@@ -151,11 +151,3 @@ def render_card(title: str, summary: str, sections: list[str], usage: str, *, la
             usage.strip(), "```", "", "## Made with", "", stamp, ""]
     return "\n".join(body)
 
-
-def write_card(path: Path, text: str) -> Path:
-    """Write a card through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
-    return path

@@ -34,6 +34,14 @@ def read_checkpoint(path: Path) -> tuple[dict, str]:
     raise DistSpkError(f"{path}: neither a segmentation nor a speaker-encoder checkpoint")
 
 
+def check_plain(path: Path) -> dict:
+    """The contents of a checkpoint file, or of a pyannote model folder's ``pytorch_model.bin``, read with
+    ``weights_only=True``: done before pyannote's ``Model.from_pretrained`` unpickles a file we did not write with
+    ``weights_only=False`` (a pickle can run code when loaded). One clear error naming the file otherwise."""
+    path = Path(path)
+    return read_checkpoint(path / "pytorch_model.bin" if path.is_dir() else path)[0]
+
+
 def check_checkpoint(path: Path, task: str) -> dict:
     """The checkpoint's contents, when it is a readable checkpoint of ``task``; else one clear error."""
     payload, found = read_checkpoint(path)

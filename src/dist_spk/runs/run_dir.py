@@ -30,6 +30,7 @@ from pathlib import Path
 
 from dist_spk.errors import DistSpkError
 from dist_spk.runs import storage
+from dist_spk.runs.files import write_text
 
 METRICS_FILE = "metrics.jsonl"
 STEPS_FILE = "steps.jsonl"
@@ -138,10 +139,8 @@ def keep_epochs_before(run_dir: Path, epoch: int) -> None:
     """Drop metrics of epochs >= ``epoch``: after a resume they are trained again, never listed twice."""
     rows = [row for row in read_metrics(run_dir) if row.get("epoch", -1) < epoch]
     path = Path(run_dir) / METRICS_FILE
-    if path.is_file():  # through a temporary file and a rename: a crash leaves the old file or the new one
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        partial.replace(path)
+    if path.is_file():  # a crash leaves the old file or the new one
+        write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def prepare_run_dir(location: str | Path, *, resume: bool) -> str | None:

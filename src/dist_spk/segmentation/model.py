@@ -13,6 +13,7 @@ from pyannote.audio.models.segmentation import PyanNet
 from dist_spk.config.tasks import SegModelConfig
 from dist_spk.errors import ConfigError, DistSpkError
 from dist_spk.hub import is_hub_id
+from dist_spk.runs.checkpoints import check_plain
 
 
 def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
@@ -27,7 +28,7 @@ def load_pretrained(init: str, *, token_env: str = "HF_TOKEN") -> Model:
     """
     path = Path(init).expanduser()
     if path.exists():
-        _check_plain(path / "pytorch_model.bin" if path.is_dir() else path)
+        check_plain(path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -71,18 +72,8 @@ def fetch_hub_checkpoint(init: str, *, token_env: str, cache_dir: Path) -> Path:
         hint = "" if token else f" ({token_env} is not set; gated models need a token)"
         raise DistSpkError(f"model.init: cannot download {init!r} from the model hub: {reason}{hint}. Pass a "
                            "local checkpoint path instead if this machine cannot reach the hub.")
-    _check_plain(Path(path))
+    check_plain(Path(path))
     return Path(path)
-
-
-def _check_plain(path: Path) -> None:
-    """Read ``path`` with ``weights_only=True`` (tensors and pyannote's three plain classes only) before pyannote's
-    ``Model.from_pretrained`` unpickles it with ``weights_only=False``: a checkpoint we did not write (a shared
-    bucket's EXP/best, a download) must not be able to run code when loaded."""
-    from dist_spk.runs.checkpoints import read_checkpoint
-
-    if path.is_file():
-        read_checkpoint(path)  # raises DistSpkError naming the file for anything but a plain checkpoint
 
 
 def build_model(config: SegModelConfig, task, *, local_init: str | None = None) -> Model:

@@ -208,7 +208,8 @@ USAGE = {
 
 
 def _write_card(out: Path, format: str, checkpoint, module, error: float, config_dir: Path | None) -> None:
-    from dist_spk.runs.card import markdown_table, provenance, provenance_section, render_card, write_card
+    from dist_spk.runs.card import markdown_table, provenance, provenance_section, render_card
+    from dist_spk.runs.files import write_text
 
     source = provenance(checkpoint, config_dir)
     best = source.best_metrics
@@ -226,4 +227,4 @@ def _write_card(out: Path, format: str, checkpoint, module, error: float, config
                 f"{error:.1e} (limit {TOLERANCE:g}).", "", "## Where it came from", "",
                 provenance_section("speaker encoder", source)]
     usage = USAGE[format].format(name=out.name, emb=config.model.emb_size)
-    write_card(card_path(out, format), render_card(f"dist_spk speaker encoder ({format})", summary, sections, usage))
+    write_text(card_path(out, format), render_card(f"dist_spk speaker encoder ({format})", summary, sections, usage))

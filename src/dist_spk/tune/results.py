@@ -94,7 +94,7 @@ def export_best(exp_dir: Path, rows: list[dict], *, objective: str, location: st
     if checkpoint is not None:
         shutil.copyfile(checkpoint, out / "checkpoint.ckpt")
         try:
-            write_pyannote_model(out / "checkpoint.ckpt", out)
+            write_pyannote_model(out / "checkpoint.ckpt", out, task=task_of(objective))
         except DistSpkError as err:  # the search's results stand without the pyannote copy
             print(f"[tune] {out}/pytorch_model.bin not written: {err}", flush=True)
     history = read_metrics(trial_dir)
@@ -104,15 +104,14 @@ def export_best(exp_dir: Path, rows: list[dict], *, objective: str, location: st
     return out
 
 
-def write_pyannote_model(checkpoint: Path, folder: Path) -> None:
-    """``folder/pytorch_model.bin``: the checkpoint's model as pyannote loads it (``Model.from_pretrained(folder)``),
-    a segmentation PyanNet or our speaker encoder's pyannote wrapper, without optimizer state."""
+def write_pyannote_model(checkpoint: Path, folder: Path, *, task: str) -> None:
+    """``folder/pytorch_model.bin``: the ``task`` checkpoint's model as pyannote loads it
+    (``Model.from_pretrained(folder)``), a segmentation PyanNet or our speaker encoder's pyannote wrapper, without
+    optimizer state."""
     from dist_spk.pipeline.embedding import SpeakerEncoderModel
     from dist_spk.pipeline.model_folder import write_model_folder
-    from dist_spk.runs.checkpoints import read_checkpoint
     from dist_spk.segmentation.model import load_pretrained
 
-    _, task = read_checkpoint(checkpoint)
     model = load_pretrained(str(checkpoint)) if task == "seg" else SpeakerEncoderModel.from_checkpoint(checkpoint)
     write_model_folder(model, folder)
 
@@ -158,6 +157,13 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def task_of(objective: str) -> str | None:
+    """The task whose searches rank on ``objective`` (None for an unknown one)."""
+    from dist_spk.launch.run import OBJECTIVES
+
+    return {metric: task for task, metric in OBJECTIVES.items()}.get(objective)
+
+
 def best_of_experiment(exp: str) -> tuple[str, Path]:
     """(task, best config file) of a finished search (a path or an object-store URI), with a clear error otherwise."""
     from dist_spk.launch.run import OBJECTIVES
@@ -168,7 +174,8 @@ def best_of_experiment(exp: str) -> tuple[str, Path]:
         raise DistSpkError(f"{exp}: no best/config.yaml and best/metrics.json (not a finished `dist-spk tune` "
                            "experiment; a search writes them when it ends)")
     objective = json.loads(metrics.read_text()).get("objective")
-    tasks = {metric: task for task, metric in OBJECTIVES.items()}
-    if objective not in tasks:
-        raise DistSpkError(f"{metrics}: unknown objective {objective!r}; expected one of {', '.join(tasks)}")
-    return tasks[objective], config
+    task = task_of(objective)
+    if task is None:
+        raise DistSpkError(f"{metrics}: unknown objective {objective!r}; expected one of "
+                           f"{', '.join(OBJECTIVES.values())}")
+    return task, config

@@ -382,10 +382,8 @@ def _search(task: str, config, params: list[Param], *, exp: str, mirror: Path, r
                                            sweep=to_wandb_sweep(params, metric=metric, method=method))
     # Tune repeats the grid (and every variant) num_samples times: a space that samples nothing would run identical
     # trials (same config, same seed), so it runs each combination once, or search.repeats times with their own seeds
-    sampled = samples_anything(params)
-    if not sampled:
-        params = with_repeats(params, repeats=config.search.repeats, seed=config.trainer.seed)
-    num_samples = config.search.num_samples if sampled else 1
+    num_samples = config.search.num_samples if samples_anything(params) else 1
+    params = with_repeats(params, repeats=config.search.repeats, seed=config.trainer.seed)  # unsampled spaces only
     grid = math.prod(len(p.args[0]) for p in params if p.kind in ("grid", "variant"))
     total = num_samples * grid
     search = config.search
